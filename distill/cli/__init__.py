@@ -1,0 +1,36 @@
+"""The typer app. Commands are thin: parse flags, call one library function, print."""
+
+from __future__ import annotations
+
+import typer
+
+from distill import __version__
+from distill.cli import export, pipeline
+
+app = typer.Typer(
+    name="distill",
+    no_args_is_help=True,
+    add_completion=False,
+    help="Turn agent logs into provenance-carrying datasets. State lives in --home "
+    "(else $DISTILL_HOME, else the current directory).",
+)
+app.command("recon")(pipeline.recon_command)
+app.command("collect")(pipeline.collect_command)
+app.command("score")(pipeline.score_command)
+app.add_typer(export.app, name="export")
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

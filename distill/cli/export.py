@@ -1,0 +1,169 @@
+"""`distill export rag|sft|preference|all`: the datasets, behind the contamination firewall."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from distill.cli.common import (
+    DryRunOpt,
+    HomeOpt,
+    JsonOpt,
+    RecordedAtOpt,
+    RepoRootOpt,
+    err_console,
+    finish,
+    handles_errors,
+    resolve_home,
+    resolve_recorded_at,
+)
+from distill.stages import StageReport, export_preference, export_rag, export_sft
+
+app = typer.Typer(no_args_is_help=True, help="Write the datasets from data/scored-runs/.")
+
+IncludeReviewOpt = Annotated[
+    bool, typer.Option("--include-review", help="RAG: also export needs_human_review runs.")
+]
+IncludePartialOpt = Annotated[
+    bool, typer.Option("--include-partial", help="SFT: also export partially_accepted runs.")
+]
+
+
+def _run(
+    home: Path | None,
+    recorded_at: str | None,
+    stages: list[str],
+    *,
+    repo_root: Path | None,
+    include_review: bool,
+    include_partial: bool,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    resolved, _ = resolve_home(home)
+    stamp = resolve_recorded_at(recorded_at)
+    reports: list[StageReport] = []
+    with err_console.status("exporting…") as status:
+        for stage in stages:
+            status.update(f"exporting {stage}…")
+            if stage == "rag":
+                reports.append(
+                    export_rag(
+                        resolved,
+                        recorded_at=stamp,
+                        repo_root=repo_root,
+                        include_review=include_review,
+                        dry_run=dry_run,
+                    )
+                )
+            elif stage == "sft":
+                reports.append(
+                    export_sft(
+                        resolved,
+                        recorded_at=stamp,
+                        repo_root=repo_root,
+                        include_partial=include_partial,
+                        dry_run=dry_run,
+                    )
+                )
+            else:
+                reports.append(
+                    export_preference(
+                        resolved, recorded_at=stamp, repo_root=repo_root, dry_run=dry_run
+                    )
+                )
+    finish(reports, as_json)
+
+
+@app.command("rag")
+@handles_errors
+def rag_command(
+    home: HomeOpt = None,
+    recorded_at: RecordedAtOpt = None,
+    include_review: IncludeReviewOpt = False,
+    repo_root: RepoRootOpt = None,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Playbooks for retrieval: accepted + partially_accepted, never rejected."""
+    _run(
+        home,
+        recorded_at,
+        ["rag"],
+        repo_root=repo_root,
+        include_review=include_review,
+        include_partial=False,
+        dry_run=dry_run,
+        as_json=as_json,
+    )
+
+
+@app.command("sft")
+@handles_errors
+def sft_command(
+    home: HomeOpt = None,
+    recorded_at: RecordedAtOpt = None,
+    include_partial: IncludePartialOpt = False,
+    repo_root: RepoRootOpt = None,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """TRL prompt/completion rows: accepted only; never rejected or needs_human_review."""
+    _run(
+        home,
+        recorded_at,
+        ["sft"],
+        repo_root=repo_root,
+        include_review=False,
+        include_partial=include_partial,
+        dry_run=dry_run,
+        as_json=as_json,
+    )
+
+
+@app.command("preference")
+@handles_errors
+def preference_command(
+    home: HomeOpt = None,
+    recorded_at: RecordedAtOpt = None,
+    repo_root: RepoRootOpt = None,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """TRL prompt/chosen/rejected pairs within one task_id (at most 5 per task)."""
+    _run(
+        home,
+        recorded_at,
+        ["preference"],
+        repo_root=repo_root,
+        include_review=False,
+        include_partial=False,
+        dry_run=dry_run,
+        as_json=as_json,
+    )
+
+
+@app.command("all")
+@handles_errors
+def all_command(
+    home: HomeOpt = None,
+    recorded_at: RecordedAtOpt = None,
+    include_review: IncludeReviewOpt = False,
+    include_partial: IncludePartialOpt = False,
+    repo_root: RepoRootOpt = None,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """All three exports, in order rag, sft, preference."""
+    _run(
+        home,
+        recorded_at,
+        ["rag", "sft", "preference"],
+        repo_root=repo_root,
+        include_review=include_review,
+        include_partial=include_partial,
+        dry_run=dry_run,
+        as_json=as_json,
+    )

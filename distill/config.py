@@ -1,0 +1,65 @@
+"""distill.toml: collect limits and user-declared streams. Flags override it; it overrides env."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from distill.errors import ConfigError
+from distill.jsonio import DEFAULT_MAX_LINE_BYTES
+from distill.sources import BUILTIN_SOURCES, Source, SourceSpec
+
+
+class CollectSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_line_bytes: int = Field(default=DEFAULT_MAX_LINE_BYTES, ge=64)
+
+
+@dataclass(frozen=True)
+class Config:
+    collect: CollectSettings = field(default_factory=CollectSettings)
+    sources: dict[str, Source] = field(default_factory=lambda: dict(BUILTIN_SOURCES))
+    path: Path | None = None
+
+
+def format_validation_error(err: ValidationError) -> str:
+    """pydantic errors as `field: message`, one per line."""
+    lines = []
+    for item in err.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(root)"
+        lines.append(f"{where}: {item['msg']}")
+    return "; ".join(lines)
+
+
+def load_config(path: Path) -> Config:
+    """Read distill.toml if it exists; built-in streams plus the user's `[sources.*]` tables."""
+    if not path.exists():
+        return Config()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: {err}") from err
+    unknown = set(raw) - {"collect", "sources", "export", "index", "replay"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown section(s) {sorted(unknown)}")
+    try:
+        collect = CollectSettings.model_validate(raw.get("collect", {}))
+    except ValidationError as err:
+        raise ConfigError(f"{path} [collect]: {format_validation_error(err)}") from err
+    sources = dict(BUILTIN_SOURCES)
+    for name, table in (raw.get("sources") or {}).items():
+        if name in BUILTIN_SOURCES:
+            raise ConfigError(
+                f"{path}: [sources.{name}] redefines a built-in stream",
+                hint="give your stream another name",
+            )
+        try:
+            spec = SourceSpec.model_validate({**table, "name": name})
+        except ValidationError as err:
+            raise ConfigError(f"{path} [sources.{name}]: {format_validation_error(err)}") from err
+        sources[name] = Source(spec)
+    return Config(collect=collect, sources=sources, path=path)

@@ -1,0 +1,158 @@
+"""JSONL plumbing shared by every stage: canonical JSON, streaming reads, atomic writes.
+
+Canonical JSON is the byte form every hash is taken over: sorted keys, no spaces, UTF-8.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+from filelock import FileLock
+from pydantic import BaseModel
+
+DEFAULT_MAX_LINE_BYTES = 1 << 20
+_CHUNK = 1 << 16
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Sorted keys, compact separators, UTF-8 (never ASCII-escaped)."""
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def canonical_hash(obj: Any) -> str:
+    """sha256 of the canonical JSON of ``obj``: the ``sig_hash`` of a raw row."""
+    return sha256_hex(canonical_json(obj))
+
+
+def model_line(model: BaseModel) -> bytes:
+    """One canonical JSONL line for a record (``schema`` alias kept, newline included)."""
+    return canonical_json(model.model_dump(mode="json", by_alias=True)) + b"\n"
+
+
+@dataclass(frozen=True, slots=True)
+class RawLine:
+    """One physical line of a JSONL file. ``data`` is None when the line was over the limit."""
+
+    line_no: int
+    data: bytes | None
+    sha256: str
+    size: int
+    offset: int
+
+
+def iter_raw_lines(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[RawLine]:
+    """Stream the lines of ``path`` without ever holding more than one line in memory.
+
+    Lines longer than ``max_line_bytes`` are consumed in chunks (hashed, not kept). Blank lines
+    are yielded too, so callers can count them; the trailing newline is never part of ``data``.
+    """
+    with open(path, "rb") as handle:
+        line_no = 0
+        offset = 0
+        while True:
+            chunk = handle.readline(max_line_bytes + 1)
+            if not chunk:
+                return
+            line_no += 1
+            start = offset
+            offset += len(chunk)
+            if chunk.endswith(b"\n") or len(chunk) <= max_line_bytes:
+                body = chunk.rstrip(b"\r\n")
+                yield RawLine(line_no, body, sha256_hex(body), len(body), start)
+                continue
+            digest = hashlib.sha256(chunk)
+            size = len(chunk)
+            while not chunk.endswith(b"\n"):
+                chunk = handle.readline(_CHUNK)
+                if not chunk:
+                    break
+                offset += len(chunk)
+                body = chunk.rstrip(b"\r\n")
+                digest.update(body)
+                size += len(body)
+            yield RawLine(line_no, None, digest.hexdigest(), size, start)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path, verify: Callable[[Path], None] | None = None) -> Iterator[IO[bytes]]:
+    """Write ``path`` through a temp file in the same folder, fsync, then rename over it.
+
+    A reader sees the old file or the new one, never a half-written one; on error the temp file
+    is removed and the old file stays. ``verify(tmp_path)`` runs on the complete temp file before
+    the rename: an exporter's re-read check raises there, so forbidden rows never land.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        if verify is not None:
+            verify(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    with atomic_writer(path) as handle:
+        handle.write(data)
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Pretty, sorted JSON for human-facing reports (receipts, summaries)."""
+    write_bytes_atomic(path, orjson.dumps(obj, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
+
+
+def write_models_atomic(path: Path, records: Iterable[BaseModel]) -> int:
+    """Write records as canonical JSONL atomically; return how many were written."""
+    count = 0
+    with atomic_writer(path) as handle:
+        for record in records:
+            handle.write(model_line(record))
+            count += 1
+    return count
+
+
+def append_line_locked(path: Path, line: bytes) -> None:
+    """Append one whole line under an inter-process lock (safe with many agents at once)."""
+    if not line.endswith(b"\n"):
+        line += b"\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"), open(path, "ab") as handle:
+        handle.write(line)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def count_lines(path: Path) -> int:
+    """Number of non-blank lines (records) in a JSONL file."""
+    count = 0
+    with open(path, "rb") as handle:
+        for line in handle:
+            if line.strip():
+                count += 1
+    return count

@@ -1,0 +1,32 @@
+"""pydantic v2 models: the contract of every file distill writes."""
+
+from distill.schemas.common import (
+    Category,
+    Message,
+    Provenance,
+    QuarantineReason,
+    SkipReason,
+    most_conservative,
+)
+from distill.schemas.evidence import EvidenceRecord, ScoredRun
+from distill.schemas.exports import PairSide, PreferenceSample, RagSample, SftSample
+from distill.schemas.ledger import ExportName, PairRef, QuarantineRecord, SkipRecord
+
+__all__ = [
+    "Category",
+    "EvidenceRecord",
+    "ExportName",
+    "Message",
+    "PairRef",
+    "PairSide",
+    "PreferenceSample",
+    "Provenance",
+    "QuarantineReason",
+    "QuarantineRecord",
+    "RagSample",
+    "ScoredRun",
+    "SftSample",
+    "SkipReason",
+    "SkipRecord",
+    "most_conservative",
+]

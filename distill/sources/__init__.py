@@ -1,0 +1,17 @@
+"""Source streams: one adapter per stream, built-in or declared in distill.toml."""
+
+from distill.sources.builtin import BUILTIN_SOURCES, FACTS_STREAM, OBSERVER_STREAM
+from distill.sources.rows import RowOutcome, evidence_from_line
+from distill.sources.spec import ScoringContext, Source, SourceSpec, Verdict
+
+__all__ = [
+    "BUILTIN_SOURCES",
+    "FACTS_STREAM",
+    "OBSERVER_STREAM",
+    "RowOutcome",
+    "ScoringContext",
+    "Source",
+    "SourceSpec",
+    "Verdict",
+    "evidence_from_line",
+]

@@ -1,0 +1,242 @@
+"""The nine built-in streams of DESIGN.md. Verdict-map streams are pure data; four need code."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from distill.schemas import Category, EvidenceRecord, most_conservative
+from distill.sources.spec import ScoringContext, Source, SourceSpec, Verdict, text_of
+
+A, P, R, H = (
+    Category.accepted,
+    Category.partially_accepted,
+    Category.rejected,
+    Category.needs_human_review,
+)
+
+
+class ScrumReviewSource(Source):
+    """Verdict plus attempts; markers when there is no verdict; tree-split reviews are assembled."""
+
+    def response(self, row: Mapping[str, Any]) -> str:
+        shards = row.get("shards")
+        if row.get("tree_split_fired") is True and isinstance(shards, list) and shards:
+            ordered = sorted(
+                (shard for shard in shards if isinstance(shard, dict)),
+                key=lambda shard: _as_number(shard.get("index"), math.inf),
+            )
+            return "\n".join(text_of(shard.get("text")) for shard in ordered)
+        return super().response(row)
+
+    def consumed_fields(self) -> set[str]:
+        return super().consumed_fields() | {"attempts", "markers", "tree_split_fired", "shards"}
+
+    def signals(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        signals = super().signals(row)
+        signals["attempts"] = row.get("attempts", 1)
+        markers = row.get("markers")
+        if isinstance(markers, list) and markers:
+            signals["markers"] = [text_of(marker) for marker in markers]
+        if row.get("tree_split_fired") is True:
+            signals["tree_split_fired"] = True
+        return signals
+
+    def score(self, record: EvidenceRecord, context: ScoringContext) -> Verdict:
+        signals = record.signals
+        verdict = text_of(signals.get("verdict")).strip().lower()
+        attempts = _as_number(signals.get("attempts"), 1)
+        if verdict == "accepted":
+            if attempts <= 1:
+                return Verdict(A, "verdict=accepted, attempts=1", True)
+            return Verdict(P, f"verdict=accepted, attempts={attempts:g}", True)
+        if verdict == "rejected":
+            return Verdict(R, "verdict=rejected", True)
+        if verdict:
+            return Verdict(H, f"verdict={verdict} (unmapped)", True)
+        marker_map = {"accept": A, "partial": P, "reject": R}
+        markers = [
+            marker_map[m.strip().lower()]
+            for m in signals.get("markers", [])
+            if m.strip().lower() in marker_map
+        ]
+        if markers:
+            category = most_conservative(markers)
+            return Verdict(category, f"no verdict, marker {category.value}", True)
+        return Verdict(H, "no verdict, no marker", False)
+
+
+class ModeExperimentSource(Source):
+    """grounded_fraction ≥ 0.8 accepted, ≥ 0.5 partially accepted, else rejected."""
+
+    def consumed_fields(self) -> set[str]:
+        return super().consumed_fields() | {"validation_results"}
+
+    def signals(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        results = row.get("validation_results")
+        if isinstance(results, dict) and "grounded_fraction" in results:
+            return {"grounded_fraction": results["grounded_fraction"]}
+        return {}
+
+    def score(self, record: EvidenceRecord, context: ScoringContext) -> Verdict:
+        fraction = _as_number(record.signals.get("grounded_fraction"), math.nan)
+        if math.isnan(fraction):
+            return Verdict(H, "grounded_fraction missing", False)
+        if fraction >= 0.8:
+            return Verdict(A, f"grounded_fraction={fraction:g} >= 0.8", True)
+        if fraction >= 0.5:
+            return Verdict(P, f"grounded_fraction={fraction:g} >= 0.5", True)
+        return Verdict(R, f"grounded_fraction={fraction:g} < 0.5", True)
+
+
+class DistilledFactSource(Source):
+    """A fact inherits the most conservative verdict its task earned in other streams."""
+
+    def score(self, record: EvidenceRecord, context: ScoringContext) -> Verdict:
+        floor = context.task_floor.get(record.task_id or "")
+        if floor is None:
+            return Verdict(H, "no verdict-bearing rows for the task", False)
+        return Verdict(floor, f"most conservative verdict of task {record.task_id}", False)
+
+
+class ReplayRunSource(Source):
+    """A passed replay is partially accepted: a model never grades itself into the SFT set."""
+
+    def consumed_fields(self) -> set[str]:
+        return super().consumed_fields() | {"escalated"}
+
+    def signals(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        signals = super().signals(row)
+        signals["escalated"] = row.get("escalated") is True
+        return signals
+
+    def score(self, record: EvidenceRecord, context: ScoringContext) -> Verdict:
+        verdict = text_of(record.signals.get("verdict")).strip().lower()
+        if verdict == "failed":
+            return Verdict(R, "gate failed", True)
+        if verdict != "passed":
+            return Verdict(H, f"verdict={verdict or 'missing'}", bool(verdict))
+        if record.signals.get("escalated"):
+            return Verdict(H, "gate passed after escalation", True)
+        if record.task_id and record.task_id in context.observer_accepted_tasks:
+            return Verdict(A, "gate passed, observer accepted the task", True)
+        return Verdict(P, "gate passed without escalation", True)
+
+
+def _as_number(value: Any, default: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        try:
+            return float(value) if isinstance(value, str) else default
+        except ValueError:
+            return default
+    return float(value)
+
+
+def _spec(**fields: Any) -> SourceSpec:
+    return SourceSpec.model_validate(fields)
+
+
+BUILTIN_SOURCES: dict[str, Source] = {
+    source.name: source
+    for source in [
+        ScrumReviewSource(
+            _spec(
+                name="scrum_reviews",
+                id_field="review_id",
+                time_field="reviewed_at",
+                instruction_field="prompt",
+                instruction_template="Review {file}",
+                response_fields=["review"],
+                verdict_field="verdict",
+            )
+        ),
+        Source(
+            _spec(
+                name="audits",
+                id_field="audit_id",
+                time_field="created_at",
+                instruction_field="topic",
+                response_fields=["finding", "evidence"],
+                verdict_field="severity",
+                verdict_map={"info": A, "low": A, "medium": P, "high": R, "critical": R},
+            )
+        ),
+        Source(
+            _spec(
+                name="auto_apply",
+                id_field="apply_id",
+                time_field="applied_at",
+                instruction_field="instruction",
+                response_fields=["patch"],
+                verdict_field="outcome",
+                verdict_map={"committed": A, "build_red_reverted": R, "tests_failed": R},
+            )
+        ),
+        Source(
+            _spec(
+                name="contract_analyses",
+                id_field="analysis_id",
+                time_field="created_at",
+                instruction_field="question",
+                instruction_template="Analyse {contract}",
+                response_fields=["analysis"],
+                verdict_field="verdict",
+                verdict_map={"accept": A, "reject": R},
+            )
+        ),
+        Source(
+            _spec(
+                name="observer_reviews",
+                id_field="observation_id",
+                time_field="created_at",
+                instruction_field="prompt",
+                response_fields=["response"],
+                verdict_field="verdict",
+                verdict_map={"accept": A, "reject": R},
+            )
+        ),
+        DistilledFactSource(
+            _spec(
+                name="distilled_facts",
+                id_field="fact_id",
+                time_field="created_at",
+                instruction_template="Fact for {task_id}",
+                response_fields=["fact"],
+            )
+        ),
+        Source(
+            _spec(
+                name="outcomes",
+                id_field="outcome_id",
+                time_field="created_at",
+                instruction_template="Outcome of {task_id}",
+                response_fields=["summary"],
+                verdict_field="outcome",
+                verdict_map={"success": A, "failure": R},
+            )
+        ),
+        ModeExperimentSource(
+            _spec(
+                name="mode_experiments",
+                id_field="experiment_id",
+                time_field="created_at",
+                instruction_field="prompt",
+                response_fields=["output"],
+            )
+        ),
+        ReplayRunSource(
+            _spec(
+                name="replay_runs",
+                id_field="run_id",
+                time_field="created_at",
+                instruction_field="task",
+                response_fields=["final_answer"],
+                verdict_field="verdict",
+            )
+        ),
+    ]
+}
+
+FACTS_STREAM = "distilled_facts"
+OBSERVER_STREAM = "observer_reviews"

@@ -1,0 +1,129 @@
+"""One raw line → an EvidenceRecord, or a skip reason. Never raises on bad input."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from distill.jsonio import RawLine, canonical_hash
+from distill.schemas import EvidenceRecord, Provenance, SkipReason
+from distill.sources.spec import Source, text_of
+from distill.text import extract_file_paths, extract_validation_steps
+
+
+@dataclass(frozen=True, slots=True)
+class RowOutcome:
+    """Either ``evidence`` or a ``skip`` reason with a human-readable ``detail``."""
+
+    evidence: EvidenceRecord | None = None
+    skip: SkipReason | None = None
+    detail: str = ""
+
+
+def evidence_from_line(
+    source: Source, raw: RawLine, *, source_file: str, recorded_at: str, max_line_bytes: int
+) -> RowOutcome:
+    if raw.data is None:
+        return RowOutcome(
+            skip=SkipReason.line_too_long, detail=f"{raw.size} bytes > limit {max_line_bytes}"
+        )
+    try:
+        raw.data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return RowOutcome(skip=SkipReason.invalid_utf8, detail=str(err)[:200])
+    try:
+        row = orjson.loads(raw.data)
+    except orjson.JSONDecodeError as err:
+        return RowOutcome(skip=SkipReason.invalid_json, detail=str(err)[:200])
+    if not isinstance(row, dict):
+        return RowOutcome(skip=SkipReason.not_an_object, detail=f"a JSON {type(row).__name__}")
+    return evidence_from_row(
+        source, row, source_file=source_file, line=raw.line_no, recorded_at=recorded_at
+    )
+
+
+def evidence_from_row(
+    source: Source, row: dict[str, Any], *, source_file: str, line: int, recorded_at: str
+) -> RowOutcome:
+    spec = source.spec
+    native_id = _scalar_text(row.get(spec.id_field))
+    if native_id is None:
+        return RowOutcome(skip=SkipReason.missing_id, detail=f"no usable {spec.id_field!r}")
+    raw_time = row.get(spec.time_field)
+    if raw_time is None or (isinstance(raw_time, str) and not raw_time.strip()):
+        return RowOutcome(skip=SkipReason.missing_timestamp, detail=f"no {spec.time_field!r}")
+    created_at = normalise_time(raw_time)
+    if created_at is None:
+        return RowOutcome(
+            skip=SkipReason.invalid_timestamp,
+            detail=f"{spec.time_field}={text_of(raw_time)[:80]!r} is not ISO-8601",
+        )
+    instruction = source.instruction(row)
+    response = source.response(row)
+    record_id = f"{source.name}:{native_id}"
+    consumed = source.consumed_fields()
+    evidence = EvidenceRecord(
+        id=record_id,
+        stream=source.name,
+        native_id=native_id,
+        task_id=_scalar_text(row.get(spec.task_field)) if spec.task_field else None,
+        created_at=created_at,
+        instruction=instruction,
+        response=response,
+        file_paths=_file_paths(row, spec.file_fields, instruction, response),
+        validation_steps=extract_validation_steps(response),
+        signals=source.signals(row),
+        metadata={key: value for key, value in row.items() if key not in consumed},
+        provenance=Provenance(
+            stream=source.name,
+            source_file=source_file,
+            line=line,
+            sig_hash=canonical_hash(row),
+            source_run_id=record_id,
+            recorded_at=recorded_at,
+        ),
+    )
+    return RowOutcome(evidence=evidence)
+
+
+def normalise_time(value: Any) -> str | None:
+    """ISO-8601 → UTC ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``; naive times are taken as UTC."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if moment.microsecond:
+        text += f".{moment.microsecond:06d}"
+    return text + "Z"
+
+
+def _scalar_text(value: Any) -> str | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
+
+
+def _file_paths(row: dict[str, Any], fields: list[str], *texts: str) -> list[str]:
+    paths: dict[str, None] = {}
+    for name in fields:
+        value = row.get(name)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and item.strip():
+                paths.setdefault(item.strip(), None)
+    for text in texts:
+        for path in extract_file_paths(text):
+            paths.setdefault(path, None)
+    return sorted(paths)

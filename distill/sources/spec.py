@@ -1,0 +1,137 @@
+"""A source stream described by data: the `[sources.<name>]` table of distill.toml.
+
+Built-in streams whose rule is a verdict → category map use exactly this mechanism; the few
+whose rule is not that simple subclass :class:`Source` (see ``builtin.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from distill.schemas import Category, EvidenceRecord
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+
+
+class SourceSpec(BaseModel):
+    """How one stream's rows become evidence and how a row's verdict becomes a category."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=NAME_PATTERN)
+    id_field: str
+    time_field: str
+    task_field: str | None = "task_id"
+    instruction_field: str | None = None
+    instruction_template: str | None = Field(
+        default=None, description='used when the instruction field is empty, e.g. "Review {file}"'
+    )
+    response_fields: list[str] = Field(min_length=1)
+    verdict_field: str | None = None
+    verdict_map: dict[str, Category] = Field(default_factory=dict)
+    unmapped_category: Category = Category.needs_human_review
+    file_fields: list[str] = Field(default_factory=lambda: ["file", "files"])
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_response_field(cls, data: Any) -> Any:
+        # distill.toml users write `response_field = "x"`; code uses the list form.
+        if isinstance(data, dict) and "response_field" in data:
+            data = dict(data)
+            single = data.pop("response_field")
+            data.setdefault("response_fields", [single])
+        return data
+
+    @field_validator("verdict_map")
+    @classmethod
+    def _fold_case(cls, value: dict[str, Category]) -> dict[str, Category]:
+        return {key.strip().lower(): category for key, category in value.items()}
+
+    @model_validator(mode="after")
+    def _instruction_defined(self) -> SourceSpec:
+        if not self.instruction_field and not self.instruction_template:
+            raise ValueError("set instruction_field or instruction_template")
+        return self
+
+    @property
+    def consumed_fields(self) -> set[str]:
+        fields = {self.id_field, self.time_field, *self.response_fields, *self.file_fields}
+        fields.update(f for f in (self.task_field, self.instruction_field, self.verdict_field) if f)
+        return fields
+
+
+@dataclass(frozen=True)
+class ScoringContext:
+    """Cross-stream facts some rules need, gathered in a first pass over all evidence."""
+
+    task_floor: Mapping[str, Category] = field(default_factory=dict)
+    observer_accepted_tasks: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    category: Category
+    rule: str
+    verdict_bearing: bool
+
+
+class _Blank(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "unknown"
+
+
+def text_of(value: Any) -> str:
+    """Render a field as text: strings as-is, None as empty, anything else as compact JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+class Source:
+    """A stream adapter. Subclasses override only the parts their rule needs."""
+
+    def __init__(self, spec: SourceSpec) -> None:
+        self.spec = spec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def instruction(self, row: Mapping[str, Any]) -> str:
+        spec = self.spec
+        text = text_of(row.get(spec.instruction_field)) if spec.instruction_field else ""
+        if not text.strip() and spec.instruction_template:
+            text = spec.instruction_template.format_map(_Blank(row))
+        return text
+
+    def response(self, row: Mapping[str, Any]) -> str:
+        parts = [text_of(row.get(name)).strip() for name in self.spec.response_fields]
+        return "\n\n".join(part for part in parts if part)
+
+    def signals(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        field_name = self.spec.verdict_field
+        if field_name and row.get(field_name) is not None:
+            return {"verdict": row[field_name]}
+        return {}
+
+    def consumed_fields(self) -> set[str]:
+        """Fields turned into evidence fields; everything else goes to ``metadata``."""
+        return self.spec.consumed_fields
+
+    def score(self, record: EvidenceRecord, context: ScoringContext) -> Verdict:
+        verdict = record.signals.get("verdict")
+        if verdict is None:
+            return Verdict(Category.needs_human_review, "no verdict", False)
+        key = text_of(verdict).strip().lower()
+        category = self.spec.verdict_map.get(key)
+        field_name = self.spec.verdict_field
+        if category is None:
+            return Verdict(self.spec.unmapped_category, f"{field_name}={key} (unmapped)", True)
+        return Verdict(category, f"{field_name}={key}", True)

@@ -1,0 +1,233 @@
+"""export rag / export sft: the two record-per-row datasets behind the firewall."""
+
+from __future__ import annotations
+
+import contextlib
+from array import array
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+from pydantic import BaseModel, ValidationError
+
+from distill.config import format_validation_error
+from distill.errors import ValidationFailed
+from distill.home import Home
+from distill.jsonio import atomic_writer, iter_raw_lines, model_line
+from distill.schemas import (
+    Category,
+    ExportName,
+    Message,
+    QuarantineReason,
+    RagSample,
+    ScoredRun,
+    SftSample,
+)
+from distill.stages.firewall import (
+    QuarantineSink,
+    RepoPaths,
+    id_hash,
+    read_candidates,
+    scored_files,
+)
+from distill.stages.report import StageReport
+from distill.text import title_of
+
+Refusal = tuple[QuarantineReason, str] | None
+M = TypeVar("M", bound=BaseModel)
+A, P, H, R = (
+    Category.accepted,
+    Category.partially_accepted,
+    Category.needs_human_review,
+    Category.rejected,
+)
+
+
+def export_rag(
+    home: Home,
+    *,
+    recorded_at: str,
+    include_review: bool = False,
+    repo_root: Path | None = None,
+    dry_run: bool = False,
+) -> StageReport:
+    """Playbooks: accepted + partially accepted (+ needs_human_review with ``include_review``)."""
+    allowed = {A, P, H} if include_review else {A, P}
+
+    def policy(record: ScoredRun) -> Refusal:
+        if record.category is R:
+            return QuarantineReason.unsafe_rag_category, "rejected runs never enter RAG"
+        if record.category not in allowed:
+            return QuarantineReason.category_disallowed, "needs_human_review (see --include-review)"
+        return None
+
+    def build(record: ScoredRun) -> RagSample:
+        return RagSample(
+            id=record.id,
+            title=title_of(record.instruction),
+            text=f"{record.instruction.strip()}\n\n{record.response.strip()}",
+            instruction=record.instruction,
+            response=record.response,
+            category=record.category,  # policy admits only allowed
+            source=record.stream,
+            task_id=record.task_id,
+            file_paths=record.file_paths,
+            validation_steps=record.validation_steps,
+            provenance=record.provenance.model_copy(update={"recorded_at": recorded_at}),
+        )
+
+    def check(sample: RagSample) -> str | None:
+        return None if sample.category in allowed else f"{sample.id} is {sample.category}"
+
+    params = {"include_review": include_review}
+    return _export(
+        home,
+        "rag",
+        policy,
+        build,
+        RagSample,
+        check,
+        params=params,
+        recorded_at=recorded_at,
+        repo_root=repo_root,
+        dry_run=dry_run,
+    )
+
+
+def export_sft(
+    home: Home,
+    *,
+    recorded_at: str,
+    include_partial: bool = False,
+    repo_root: Path | None = None,
+    dry_run: bool = False,
+) -> StageReport:
+    """TRL prompt/completion pairs: accepted only (+ partially accepted with ``include_partial``).
+
+    rejected and needs_human_review never enter, whatever the flags.
+    """
+    allowed = {A, P} if include_partial else {A}
+
+    def policy(record: ScoredRun) -> Refusal:
+        if record.category in (R, H):
+            return QuarantineReason.unsafe_sft_category, f"{record.category} never enters SFT"
+        if record.category not in allowed:
+            detail = "partially_accepted (see --include-partial)"
+            return QuarantineReason.category_disallowed, detail
+        return None
+
+    def build(record: ScoredRun) -> SftSample:
+        return SftSample(
+            id=record.id,
+            prompt=[Message(role="user", content=record.instruction)],
+            completion=[Message(role="assistant", content=record.response)],
+            quality_score=record.category,  # the type refuses the rest
+            task_id=record.task_id,
+            provenance=record.provenance.model_copy(update={"recorded_at": recorded_at}),
+        )
+
+    def check(sample: SftSample) -> str | None:
+        ok = sample.quality_score in allowed
+        return None if ok else f"{sample.id} has quality_score {sample.quality_score}"
+
+    params = {"include_partial": include_partial}
+    return _export(
+        home,
+        "sft",
+        policy,
+        build,
+        SftSample,
+        check,
+        params=params,
+        recorded_at=recorded_at,
+        repo_root=repo_root,
+        dry_run=dry_run,
+    )
+
+
+def _export(
+    home: Home,
+    export: ExportName,
+    policy: Callable[[ScoredRun], Refusal],
+    build: Callable[[ScoredRun], M],
+    model: type[M],
+    check: Callable[[M], str | None],
+    *,
+    params: Mapping[str, object],
+    recorded_at: str,
+    repo_root: Path | None,
+    dry_run: bool,
+) -> StageReport:
+    report = StageReport(
+        f"export_{export}",
+        dry_run=dry_run,
+        params={
+            **params,
+            "recorded_at": recorded_at,
+            "repo_root": str(repo_root) if repo_root else None,
+        },
+    )
+    files = scored_files(home)
+    report.inputs = files
+    repo = RepoPaths(repo_root) if repo_root else None
+    out_path, quarantine_path = home.export_path(export), home.quarantine_path(export)
+    with contextlib.ExitStack() as stack:
+        write = quarantine = None
+        if not dry_run:
+            verify = reread_check(model, check, export)
+            write = stack.enter_context(atomic_writer(out_path, verify=verify)).write
+            quarantine = stack.enter_context(atomic_writer(quarantine_path)).write
+        sink = QuarantineSink(export, recorded_at, quarantine)
+        for candidate in read_candidates(files, repo):
+            report.records_in += 1
+            record = candidate.record
+            refusal = policy(record) if record is not None else (candidate.reason, candidate.detail)
+            if refusal is not None:
+                sink.record(candidate, refusal[0], refusal[1])  # type: ignore[arg-type]
+                continue
+            assert record is not None  # a candidate without a record always has a refusal
+            report.records_out += 1
+            report.out_by_category[record.category.value] += 1
+            if write is not None:
+                write(model_line(build(record)))
+    report.quarantined = sink.records
+    report.checks["hallucinated_file_path"] = "enabled" if repo else "skipped (no --repo-root)"
+    report.checks["reread"] = "skipped (dry run)" if dry_run else "passed"
+    if not dry_run:
+        report.outputs = [out_path, quarantine_path]
+    return report.close()
+
+
+def reread_check(
+    model: type[M], check: Callable[[M], str | None], export: str
+) -> Callable[[Path], None]:
+    """The firewall's second wall: re-read the written file and refuse it if anything slipped by."""
+
+    def verify(path: Path) -> None:
+        errors: list[str] = []
+        ids = array("q")
+        for raw in iter_raw_lines(path):
+            if raw.data is None or not raw.data.strip():
+                errors.append(f"line {raw.line_no}: blank or oversized line")
+                continue
+            try:
+                sample = model.model_validate_json(raw.data)
+            except ValidationError as err:
+                errors.append(f"line {raw.line_no}: {format_validation_error(err)}")
+                continue
+            problem = check(sample)
+            if problem:
+                errors.append(f"line {raw.line_no}: {problem}")
+            ids.append(id_hash(str(getattr(sample, "id", ""))))
+        unique = np.unique(np.frombuffer(ids, dtype=np.int64)).size if len(ids) else 0
+        if unique != len(ids):
+            errors.append(f"{len(ids) - unique} duplicate id(s) in the output")
+        if errors:
+            raise ValidationFailed(
+                f"export {export}: re-read found {len(errors)} bad row(s); nothing was written",
+                errors,
+                hint="this is a bug in distill: report it with the scored-runs that trigger it",
+            )
+
+    return verify

@@ -1,0 +1,268 @@
+"""export preference: same-task chosen/rejected pairs in TRL's explicit-prompt format.
+
+Per task: accepted × rejected first, then accepted × partially_accepted, at most five pairs;
+never a record with itself (same id or same raw row), never identical chosen and rejected text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from array import array
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from distill.home import Home
+from distill.jsonio import atomic_writer, model_line
+from distill.schemas import (
+    Category,
+    Message,
+    PairSide,
+    PreferenceSample,
+    QuarantineReason,
+    ScoredRun,
+)
+from distill.stages.export_datasets import reread_check
+from distill.stages.firewall import (
+    Candidate,
+    QuarantineSink,
+    RepoPaths,
+    id_hash,
+    read_candidates,
+    scored_files,
+)
+from distill.stages.report import StageReport
+
+MAX_PAIRS_PER_TASK = 5
+_CODES = {Category.accepted: 2, Category.partially_accepted: 1, Category.rejected: 0}
+
+
+def export_preference(
+    home: Home, *, recorded_at: str, repo_root: Path | None = None, dry_run: bool = False
+) -> StageReport:
+    """Write chosen/rejected pairs; every record not in a pair is quarantined with its reason."""
+    report = StageReport(
+        "export_preference",
+        dry_run=dry_run,
+        params={
+            "recorded_at": recorded_at,
+            "repo_root": str(repo_root) if repo_root else None,
+            "max_pairs_per_task": MAX_PAIRS_PER_TASK,
+        },
+    )
+    files = scored_files(home)
+    report.inputs = files
+    repo = RepoPaths(repo_root) if repo_root else None
+    out_path, quarantine_path = home.export_path("preference"), home.quarantine_path("preference")
+    with contextlib.ExitStack() as stack:
+        write = quarantine = None
+        if not dry_run:
+            verify = reread_check(PreferenceSample, _pair_checker(), "preference")
+            write = stack.enter_context(atomic_writer(out_path, verify=verify)).write
+            quarantine = stack.enter_context(atomic_writer(quarantine_path)).write
+        sink = QuarantineSink("preference", recorded_at, quarantine)
+        eligible = _Eligible()
+        for candidate in read_candidates(files, repo):
+            report.records_in += 1
+            refusal = _refusal(candidate)
+            if refusal is None:
+                eligible.add(candidate)
+            else:
+                sink.record(candidate, *refusal)
+        handles = [stack.enter_context(open(path, "rb")) for path in files]
+        kinds: Counter[str] = Counter()
+        for task_rows in eligible.groups():
+            pairs, used, unpaired = _pair_task(task_rows, handles, sink)
+            for chosen, rejected in pairs:
+                kinds[f"accepted>{rejected.category.value}"] += 1
+                if write is not None:
+                    write(model_line(_sample(chosen, rejected, recorded_at)))
+            report.records_out += len(used)
+            for record, reason in unpaired:
+                sink.record(
+                    _as_candidate(record), QuarantineReason.invalid_preference_pairing, reason
+                )
+    report.quarantined = sink.records
+    report.out_by_category = kinds
+    report.extra["pairs"] = sum(kinds.values())
+    report.extra["pairs_refused"] = dict(sorted(sink.pairs.items()))
+    report.checks["hallucinated_file_path"] = "enabled" if repo else "skipped (no --repo-root)"
+    report.checks["reread"] = "skipped (dry run)" if dry_run else "passed"
+    if not dry_run:
+        report.outputs = [out_path, quarantine_path]
+    return report.close()
+
+
+def _refusal(candidate: Candidate) -> tuple[QuarantineReason, str] | None:
+    record = candidate.record
+    if record is None:
+        assert candidate.reason is not None
+        return candidate.reason, candidate.detail
+    if record.category is Category.needs_human_review:
+        return QuarantineReason.category_disallowed, "needs_human_review never enters a pair"
+    if not record.task_id:
+        return QuarantineReason.invalid_preference_pairing, "no task_id to pair within"
+    return None
+
+
+class _Eligible:
+    """Compact columns (8 bytes each) of the records that may pair, grouped later by task."""
+
+    def __init__(self) -> None:
+        self.task, self.code, self.time = array("q"), array("q"), array("q")
+        self.file, self.offset, self.line = array("q"), array("q"), array("q")
+
+    def add(self, candidate: Candidate) -> None:
+        record = candidate.record
+        assert record is not None and record.task_id
+        self.task.append(id_hash(record.task_id))
+        self.code.append(_CODES[record.category])
+        self.time.append(int(datetime.fromisoformat(record.created_at).timestamp() * 1e6))
+        self.file.append(candidate.file_index)
+        self.offset.append(candidate.offset)
+        self.line.append(candidate.line)
+
+    def groups(self) -> Iterator[list[tuple[int, int, int]]]:
+        """Per task, (code, file, offset) rows in time, file, line order; tasks in hash order."""
+        if not self.task:
+            return
+        cols = [
+            np.frombuffer(col, dtype=np.int64)
+            for col in (self.task, self.code, self.time, self.file, self.offset, self.line)
+        ]
+        task, code, time, file, offset, line = cols
+        order = np.lexsort((line, file, time, task))
+        bounds = np.flatnonzero(np.diff(task[order])) + 1
+        for group in np.split(order, bounds):
+            yield [(int(code[i]), int(file[i]), int(offset[i])) for i in group]
+
+
+def _pair_task(
+    rows: list[tuple[int, int, int]], handles: Sequence[IO[bytes]], sink: QuarantineSink
+) -> tuple[list[tuple[ScoredRun, ScoredRun]], set[str], list[tuple[ScoredRun, str]]]:
+    cache: dict[tuple[int, int], ScoredRun] = {}
+
+    def load(file: int, offset: int) -> ScoredRun:
+        if (file, offset) not in cache:
+            handles[file].seek(offset)
+            cache[(file, offset)] = ScoredRun.model_validate_json(handles[file].readline())
+        return cache[(file, offset)]
+
+    by_code: dict[int, list[tuple[int, int]]] = {0: [], 1: [], 2: []}
+    for code, file, offset in rows:
+        by_code[code].append((file, offset))
+    pairs: list[tuple[ScoredRun, ScoredRun]] = []
+    for losing_code in (0, 1):
+        for chosen_ref in by_code[2]:
+            for rejected_ref in by_code[losing_code]:
+                if len(pairs) == MAX_PAIRS_PER_TASK:
+                    break
+                chosen, rejected = load(*chosen_ref), load(*rejected_ref)
+                problem = _pairing_problem(chosen, rejected)
+                if problem is None:
+                    pairs.append((chosen, rejected))
+                else:
+                    sink.pair(chosen, rejected, *problem)
+    used = {record.id for pair in pairs for record in pair}
+    all_records = [load(file, offset) for _, file, offset in rows]
+    unpaired = [
+        (record, _unpaired_reason(record, by_code, len(pairs)))
+        for record in all_records
+        if record.id not in used
+    ]
+    return pairs, used, unpaired
+
+
+def _pairing_problem(chosen: ScoredRun, rejected: ScoredRun) -> tuple[QuarantineReason, str] | None:
+    if chosen.id == rejected.id or chosen.provenance.sig_hash == rejected.provenance.sig_hash:
+        return QuarantineReason.self_pairing, "chosen and rejected are the same evidence"
+    if chosen.response.strip() == rejected.response.strip():
+        return QuarantineReason.invalid_preference_pairing, "identical chosen and rejected text"
+    return None
+
+
+def _unpaired_reason(
+    record: ScoredRun, by_code: dict[int, list[tuple[int, int]]], pairs: int
+) -> str:
+    if pairs == MAX_PAIRS_PER_TASK:
+        return f"task {record.task_id} already has {MAX_PAIRS_PER_TASK} pairs"
+    if not by_code[2]:
+        return f"task {record.task_id} has no accepted record to pair against"
+    if record.category is Category.accepted and not (by_code[0] or by_code[1]):
+        return f"task {record.task_id} has nothing rejected or partial to pair against"
+    return f"every candidate pair for task {record.task_id} was refused"
+
+
+def _as_candidate(record: ScoredRun) -> Candidate:
+    return Candidate(
+        record,
+        None,
+        "",
+        record.id,
+        record.stream,
+        record.provenance.line,
+        record.provenance.sig_hash,
+        record.category,
+        -1,
+        -1,
+    )
+
+
+def _side(record: ScoredRun) -> PairSide:
+    assert record.task_id
+    return PairSide(
+        source_run_id=record.id,
+        task_id=record.task_id,
+        sig_hash=record.provenance.sig_hash,
+        category=record.category,
+        stream=record.stream,
+        source_file=record.provenance.source_file,
+        line=record.provenance.line,
+    )
+
+
+def _sample(chosen: ScoredRun, rejected: ScoredRun, recorded_at: str) -> PreferenceSample:
+    assert chosen.task_id
+    pair_id = hashlib.sha256(f"{chosen.id}\x00{rejected.id}".encode()).hexdigest()[:16]
+    return PreferenceSample(
+        id=f"pref:{pair_id}",
+        task_id=chosen.task_id,
+        prompt=[Message(role="user", content=chosen.instruction)],
+        chosen=[Message(role="assistant", content=chosen.response)],
+        rejected=[Message(role="assistant", content=rejected.response)],
+        chosen_provenance=_side(chosen),
+        rejected_provenance=_side(rejected),
+        recorded_at=recorded_at,
+    )
+
+
+def _pair_checker() -> Callable[[PreferenceSample], str | None]:
+    per_task: Counter[str] = Counter()
+
+    def check(sample: PreferenceSample) -> str | None:
+        per_task[sample.task_id] += 1
+        if per_task[sample.task_id] > MAX_PAIRS_PER_TASK:
+            return f"task {sample.task_id} has more than {MAX_PAIRS_PER_TASK} pairs"
+        return _pair_problem(sample)
+
+    return check
+
+
+def _pair_problem(sample: PreferenceSample) -> str | None:
+    chosen, rejected = sample.chosen_provenance, sample.rejected_provenance
+    if chosen.source_run_id == rejected.source_run_id or chosen.sig_hash == rejected.sig_hash:
+        return f"{sample.id} pairs a record with itself"
+    if sample.chosen[0].content.strip() == sample.rejected[0].content.strip():
+        return f"{sample.id} has identical chosen and rejected text"
+    if not chosen.task_id == rejected.task_id == sample.task_id:
+        return f"{sample.id} pairs across tasks"
+    if chosen.category is not Category.accepted or rejected.category is Category.accepted:
+        return f"{sample.id} pairs {chosen.category} over {rejected.category}"
+    if rejected.category not in (Category.rejected, Category.partially_accepted):
+        return f"{sample.id} has a {rejected.category} rejected side"
+    return None

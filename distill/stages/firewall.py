@@ -1,0 +1,249 @@
+"""What every exporter shares: reading scored runs with the pre-checks, and the quarantine sink.
+
+The pre-checks run in a fixed order and the first that fails names the reason:
+schema_violation → missing_source_run_id → missing_provenance → duplicate_id → empty_content →
+hallucinated_file_path. The exporter's own category policy comes after them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from array import array
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import orjson
+from pydantic import ValidationError
+
+from distill.config import format_validation_error
+from distill.errors import InputMissingError
+from distill.home import Home
+from distill.jsonio import iter_raw_lines, model_line
+from distill.schemas import (
+    Category,
+    ExportName,
+    PairRef,
+    QuarantineReason,
+    QuarantineRecord,
+    ScoredRun,
+)
+
+_SHA256 = frozenset("0123456789abcdef")
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A scored-run line on its way to an export: a record, or the reason it cannot be one."""
+
+    record: ScoredRun | None
+    reason: QuarantineReason | None
+    detail: str
+    record_id: str | None
+    stream: str | None
+    line: int
+    sig_hash: str | None
+    category: Category | None
+    file_index: int
+    offset: int
+
+
+def id_hash(text: str) -> int:
+    """A 63-bit key for compact per-row bookkeeping (numpy arrays, not Python sets)."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") >> 1
+
+
+class RepoPaths:
+    """Answers "does this cited path exist under --repo-root?", caching each answer."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self._seen: dict[str, bool] = {}
+
+    def missing(self, paths: list[str]) -> list[str]:
+        return [path for path in paths if not self._exists(path)]
+
+    def _exists(self, path: str) -> bool:
+        if path not in self._seen:
+            target = (self.root / path).resolve()
+            inside = target == self.root or self.root in target.parents
+            self._seen[path] = inside and target.exists()
+        return self._seen[path]
+
+
+def scored_files(home: Home) -> list[Path]:
+    folder = home.scored_dir
+    files = sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
+    if not files:
+        raise InputMissingError(f"no scored runs under {folder}", hint="run `distill score` first")
+    return files
+
+
+def read_candidates(files: list[Path], repo: RepoPaths | None) -> Iterator[Candidate]:
+    """Every non-blank line of the scored-run files, in file then line order, pre-checked."""
+    losers = duplicate_losers(files)
+    for file_index, path in enumerate(files):
+        for raw in iter_raw_lines(path):
+            if raw.data is not None and not raw.data.strip():
+                continue
+            yield _check(raw.data, raw.line_no, file_index, raw.offset, losers, repo)
+
+
+def duplicate_losers(files: list[Path]) -> set[tuple[int, int]]:
+    """(file index, line) of every record whose id appeared earlier (by time, then line).
+
+    Keys live in numpy arrays (24 bytes a row), so memory stays flat as streams grow.
+    """
+    keys, times, places = array("q"), array("q"), array("q")
+    for file_index, path in enumerate(files):
+        for raw in iter_raw_lines(path):
+            if raw.data is None or not raw.data.strip():
+                continue
+            try:
+                row = orjson.loads(raw.data)
+                record_id, created = row["id"], row["created_at"]
+                moment = datetime.fromisoformat(created)
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue
+            if not isinstance(record_id, str):
+                continue
+            keys.append(id_hash(record_id))
+            times.append(int(moment.timestamp() * 1_000_000))
+            places.append(file_index << 40 | raw.line_no)
+    if not keys:
+        return set()
+    key_arr, time_arr, place_arr = (np.frombuffer(a, dtype=np.int64) for a in (keys, times, places))
+    order = np.lexsort((place_arr, time_arr, key_arr))
+    sorted_keys = key_arr[order]
+    repeat = np.zeros(len(order), dtype=bool)
+    repeat[1:] = sorted_keys[1:] == sorted_keys[:-1]
+    return {(int(p) >> 40, int(p) & ((1 << 40) - 1)) for p in place_arr[order][repeat]}
+
+
+def _check(
+    data: bytes | None,
+    line: int,
+    file_index: int,
+    offset: int,
+    losers: set[tuple[int, int]],
+    repo: RepoPaths | None,
+) -> Candidate:
+    def refuse(
+        reason: QuarantineReason, detail: str, category: Category | None = None
+    ) -> Candidate:
+        return Candidate(
+            None, reason, detail, record_id, stream, line, sig, category, file_index, offset
+        )
+
+    record_id: str | None = None
+    stream: str | None = None
+    sig: str | None = None
+    try:
+        row = orjson.loads(data) if data is not None else None
+    except orjson.JSONDecodeError as err:
+        return refuse(QuarantineReason.schema_violation, f"not JSON: {err}"[:200])
+    if not isinstance(row, dict):
+        return refuse(QuarantineReason.schema_violation, "not a JSON object")
+    record_id = _nonempty_str(row.get("id"))
+    stream = _nonempty_str(row.get("stream"))
+    provenance = row.get("provenance")
+    sig = _nonempty_str(provenance.get("sig_hash")) if isinstance(provenance, dict) else None
+    if record_id is None:
+        return refuse(QuarantineReason.missing_source_run_id, "record has no id")
+    if not _provenance_complete(provenance):
+        return refuse(QuarantineReason.missing_provenance, "provenance incomplete")
+    try:
+        record = ScoredRun.model_validate(row)
+    except ValidationError as err:
+        return refuse(QuarantineReason.schema_violation, format_validation_error(err)[:300])
+    category = record.category
+    if (file_index, line) in losers:
+        return refuse(QuarantineReason.duplicate_id, f"{record_id} seen earlier", category)
+    if not record.response.strip() or not record.instruction.strip():
+        which = "response" if not record.response.strip() else "instruction"
+        return refuse(QuarantineReason.empty_content, f"empty {which}", category)
+    if repo is not None:
+        missing = repo.missing(record.file_paths)
+        if missing:
+            detail = f"not under repo root: {', '.join(missing[:5])}"
+            return refuse(QuarantineReason.hallucinated_file_path, detail, category)
+    return Candidate(
+        record,
+        None,
+        "",
+        record_id,
+        stream,
+        line,
+        record.provenance.sig_hash,
+        record.category,
+        file_index,
+        offset,
+    )
+
+
+def _nonempty_str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _provenance_complete(provenance: object) -> bool:
+    if not isinstance(provenance, dict):
+        return False
+    sig = provenance.get("sig_hash")
+    if not (isinstance(sig, str) and len(sig) == 64 and set(sig) <= _SHA256):
+        return False
+    return all(provenance.get(key) for key in ("stream", "source_file", "line", "source_run_id"))
+
+
+class QuarantineSink:
+    """Counts and writes quarantine entries for one export."""
+
+    def __init__(
+        self, export: ExportName, recorded_at: str, write: Callable[[bytes], object] | None
+    ):
+        self.export: ExportName = export
+        self.recorded_at = recorded_at
+        self._write = write
+        self.records: Counter[str] = Counter()
+        self.pairs: Counter[str] = Counter()
+
+    def record(self, candidate: Candidate, reason: QuarantineReason, detail: str) -> None:
+        self.records[reason.value] += 1
+        self._emit(
+            QuarantineRecord(
+                export=self.export,
+                reason=reason,
+                detail=detail,
+                record_id=candidate.record_id,
+                stream=candidate.stream,
+                line=candidate.line,
+                sig_hash=candidate.sig_hash,
+                category=candidate.category,
+                recorded_at=self.recorded_at,
+            )
+        )
+
+    def pair(
+        self, chosen: ScoredRun, rejected: ScoredRun, reason: QuarantineReason, detail: str
+    ) -> None:
+        self.pairs[reason.value] += 1
+        self._emit(
+            QuarantineRecord(
+                export=self.export,
+                reason=reason,
+                detail=detail,
+                record_id=chosen.id,
+                stream=chosen.stream,
+                line=chosen.provenance.line,
+                sig_hash=chosen.provenance.sig_hash,
+                category=chosen.category,
+                pair=PairRef(chosen_id=chosen.id, rejected_id=rejected.id),
+                recorded_at=self.recorded_at,
+            )
+        )
+
+    def _emit(self, entry: QuarantineRecord) -> None:
+        if self._write is not None:
+            self._write(model_line(entry))

@@ -1,0 +1,115 @@
+"""score: evidence → scored runs, by each stream's deterministic category rule."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from distill.config import Config, format_validation_error
+from distill.errors import InputMissingError, ValidationFailed
+from distill.home import Home
+from distill.jsonio import atomic_writer, iter_raw_lines, model_line
+from distill.schemas import Category, EvidenceRecord, ScoredRun, most_conservative
+from distill.sources import FACTS_STREAM, OBSERVER_STREAM, ScoringContext, Source
+from distill.stages.collect import _remove_stale
+from distill.stages.report import StageReport
+
+
+def score(home: Home, config: Config, *, recorded_at: str, dry_run: bool = False) -> StageReport:
+    """Score every evidence file. Rerunning on unchanged evidence writes identical bytes.
+
+    Two passes: the first gathers what cross-stream rules need (the most conservative verdict per
+    task for distilled facts, the tasks an observer accepted for replay runs); memory grows with
+    the number of tasks, never with the number of rows.
+    """
+    report = StageReport("score", params={"recorded_at": recorded_at}, dry_run=dry_run)
+    files = _evidence_files(home, config)
+    report.inputs = list(files.values())
+    context = build_context(files, config)
+    written: set[Path] = set()
+    for name, path in files.items():
+        source = config.sources[name]
+        out_path = home.scored_dir / f"{name}.jsonl"
+        if dry_run:
+            _score_file(source, path, context, report, write=None)
+            continue
+        with atomic_writer(out_path) as handle:
+            _score_file(source, path, context, report, write=handle.write)
+        written.add(out_path)
+    if not dry_run:
+        _remove_stale(home.scored_dir, keep=written)
+        report.outputs = sorted(written)
+    report.extra["tasks_with_verdicts"] = len(context.task_floor)
+    return report.close()
+
+
+def build_context(files: dict[str, Path], config: Config) -> ScoringContext:
+    floors: dict[str, Category] = {}
+    observer_accepted: set[str] = set()
+    empty = ScoringContext()
+    for name, path in files.items():
+        if name == FACTS_STREAM:
+            continue
+        source = config.sources[name]
+        for record in read_evidence(path):
+            if not record.task_id:
+                continue
+            verdict = source.score(record, empty)
+            if verdict.verdict_bearing:
+                known = floors.get(record.task_id, verdict.category)
+                floors[record.task_id] = most_conservative([known, verdict.category])
+            if name == OBSERVER_STREAM and verdict.category is Category.accepted:
+                observer_accepted.add(record.task_id)
+    return ScoringContext(
+        task_floor=floors,
+        observer_accepted_tasks=frozenset(observer_accepted),
+    )
+
+
+def read_evidence(path: Path) -> Iterator[EvidenceRecord]:
+    """Validate each evidence line; a corrupt line is an error, not a skip (it is our output)."""
+    for raw in iter_raw_lines(path):
+        if raw.data is None or not raw.data.strip():
+            continue
+        try:
+            yield EvidenceRecord.model_validate_json(raw.data)
+        except ValidationError as err:
+            raise ValidationFailed(
+                f"{path}:{raw.line_no} is not valid evidence.v1",
+                [format_validation_error(err)],
+                hint="rerun `distill collect` to regenerate the evidence files",
+            ) from err
+
+
+def _score_file(
+    source: Source,
+    path: Path,
+    context: ScoringContext,
+    report: StageReport,
+    *,
+    write: Callable[[bytes], object] | None,
+) -> None:
+    for record in read_evidence(path):
+        report.records_in += 1
+        verdict = source.score(record, context)
+        scored = ScoredRun.from_evidence(record, verdict.category, verdict.rule)
+        report.records_out += 1
+        report.out_by_category[verdict.category.value] += 1
+        if write is not None:
+            write(model_line(scored))
+
+
+def _evidence_files(home: Home, config: Config) -> dict[str, Path]:
+    folder = home.evidence_dir
+    if not folder.is_dir():
+        raise InputMissingError(f"no evidence under {folder}", hint="run `distill collect` first")
+    files = {path.stem: path for path in sorted(folder.glob("*.jsonl"))}
+    unknown = sorted(set(files) - set(config.sources))
+    if unknown:
+        raise InputMissingError(
+            f"evidence for streams with no adapter: {unknown}",
+            hint="restore their [sources.*] tables in distill.toml or rerun `distill collect`",
+        )
+    return files

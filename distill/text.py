@@ -1,0 +1,62 @@
+"""What every record derives from its text: validation steps and cited file paths."""
+
+from __future__ import annotations
+
+import re
+
+_BULLET = r"(?:[-*+\u2022]\s+|\d+[.)]\s+|\[[ xX]\]\s+)*"
+_STEP = re.compile(rf"^\s*{_BULLET}((?:verify|check|assert|ensure|confirm)\b.*)$", re.IGNORECASE)
+
+# Extensions a path in an agent log plausibly ends with. A token with a slash and any short
+# alphanumeric extension counts too; a bare "x.y" needs a known extension, so version numbers,
+# abbreviations ("e.g.") and floats are not mistaken for paths.
+_KNOWN_EXT = frozenset(
+    "py pyi js jsx ts tsx mjs cjs go rs java kt rb php c h cc cpp hpp cs swift scala sh bash "
+    "sql md rst txt toml yaml yml json jsonl ini cfg conf env lock html css scss vue proto "
+    "tf gradle xml csv ipynb dockerfile mk".split()
+)
+_PATH = re.compile(
+    r"(?<![\w/.:@-])"  # not the middle of a word, an absolute path or a URL
+    r"((?:\.{1,2}/)?(?:[\w.-]+/)*[\w-][\w.-]*\.([A-Za-z][A-Za-z0-9]{0,9}))"
+    r"(?![\w/-])"
+)
+
+
+def extract_validation_steps(text: str) -> list[str]:
+    """Lines starting (after an optional bullet or number) with verify/check/assert/ensure/confirm.
+
+    >>> extract_validation_steps("do it\\n- Verify the API returns 200\\n2. check logs")
+    ['Verify the API returns 200', 'check logs']
+    """
+    steps = []
+    for line in text.splitlines():
+        match = _STEP.match(line)
+        if match:
+            steps.append(match.group(1).strip())
+    return steps
+
+
+def extract_file_paths(text: str) -> list[str]:
+    """Relative, path-like tokens with an extension, in order of first appearance.
+
+    >>> extract_file_paths("edit src/app/main.py and README.md, not v1.2 or e.g.")
+    ['src/app/main.py', 'README.md']
+    """
+    found: dict[str, None] = {}
+    for match in _PATH.finditer(text):
+        token, ext = match.group(1).rstrip("."), match.group(2)
+        if "/" not in token and ext.lower() not in _KNOWN_EXT:
+            continue
+        if ext.isdigit() or token.startswith("//"):
+            continue
+        found.setdefault(token, None)
+    return list(found)
+
+
+def title_of(instruction: str, limit: int = 120) -> str:
+    """A one-line title: the instruction's first non-empty line, cut at ``limit`` characters."""
+    for line in instruction.splitlines():
+        line = line.strip()
+        if line:
+            return line if len(line) <= limit else line[: limit - 1].rstrip() + "\u2026"
+    return ""
