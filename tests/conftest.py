@@ -1,0 +1,77 @@
+"""Shared fixtures. DISTILL_HOME points at a temp folder: no test touches real state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from distill.config import load_config
+from distill.home import Home
+from distill.stages import StageReport, collect, export_preference, export_rag, export_sft, score
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "fixtures"
+RECORDED_AT = "2026-01-01T00:00:00Z"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DISTILL_HOME", str(tmp_path_factory.mktemp("distill-home")))
+    monkeypatch.delenv("DISTILL_DEBUG", raising=False)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Home:
+    """An empty home with data/_kb/ in place."""
+    (tmp_path / "data" / "_kb").mkdir(parents=True)
+    return Home(tmp_path.resolve())
+
+
+def write_stream(home: Home, stream: str, rows: Iterable[dict[str, Any] | bytes | str]) -> Path:
+    """Write a stream file; dicts become JSON lines, bytes/str are written as raw lines."""
+    path = home.kb_dir / f"{stream}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as handle:
+        for row in rows:
+            if isinstance(row, dict):
+                handle.write(orjson.dumps(row) + b"\n")
+            elif isinstance(row, str):
+                handle.write(row.encode() + b"\n")
+            else:
+                handle.write(row + b"\n")
+    return path
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def run_pipeline(
+    home: Home, recorded_at: str = RECORDED_AT, repo_root: Path | None = None, **flags: bool
+) -> dict[str, StageReport]:
+    """collect → score → export rag/sft/preference on ``home``; returns each stage's report."""
+    config = load_config(home.config_path)
+    reports = {
+        "collect": collect(home, config, recorded_at=recorded_at),
+        "score": score(home, config, recorded_at=recorded_at),
+        "rag": export_rag(
+            home,
+            recorded_at=recorded_at,
+            repo_root=repo_root,
+            include_review=flags.get("include_review", False),
+        ),
+        "sft": export_sft(
+            home,
+            recorded_at=recorded_at,
+            repo_root=repo_root,
+            include_partial=flags.get("include_partial", False),
+        ),
+        "preference": export_preference(home, recorded_at=recorded_at, repo_root=repo_root),
+    }
+    return reports
