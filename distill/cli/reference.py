@@ -1,0 +1,44 @@
+"""The CLI reference in docs/cli.md, generated from the commands themselves.
+
+Regenerate with ``python -m distill.cli.reference > docs/cli.md``; a test fails when it is stale.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer.main
+
+from distill.cli import app
+
+
+def render_reference() -> str:
+    root = typer.main.get_command(app)
+    lines = [
+        "# CLI reference",
+        "",
+        "Generated from `--help` by `python -m distill.cli.reference`.",
+        "",
+    ]
+    _render(root, [], lines)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _render(command: Any, path: list[str], lines: list[str]) -> None:
+    subcommands = getattr(command, "commands", None)
+    if path:
+        lines += [f"## `distill {' '.join(path)}`", "", (command.help or "").strip(), ""]
+        options = [param for param in command.params if getattr(param, "opts", None)]
+        if options and not subcommands:
+            lines += ["| option | meaning |", "|---|---|"]
+            for param in options:
+                flag = ", ".join(f"`{opt}`" for opt in param.opts)
+                help_text = " ".join((getattr(param, "help", "") or "").split())
+                lines.append(f"| {flag} | {help_text} |")
+            lines.append("")
+    for name in subcommands or {}:
+        _render(subcommands[name], [*path, name], lines)
+
+
+if __name__ == "__main__":
+    print(render_reference(), end="")
