@@ -54,13 +54,7 @@ def export_rag(
 ) -> StageReport:
     """Playbooks: accepted + partially accepted (+ needs_human_review with ``include_review``)."""
     allowed = {A, P, H} if include_review else {A, P}
-
-    def policy(record: ScoredRun) -> Refusal:
-        if record.category is R:
-            return QuarantineReason.unsafe_rag_category, "rejected runs never enter RAG"
-        if record.category not in allowed:
-            return QuarantineReason.category_disallowed, "needs_human_review (see --include-review)"
-        return None
+    policy = rag_policy(allowed)
 
     def build(record: ScoredRun) -> RagSample:
         return RagSample(
@@ -108,14 +102,7 @@ def export_sft(
     rejected and needs_human_review never enter, whatever the flags.
     """
     allowed = {A, P} if include_partial else {A}
-
-    def policy(record: ScoredRun) -> Refusal:
-        if record.category in (R, H):
-            return QuarantineReason.unsafe_sft_category, f"{record.category} never enters SFT"
-        if record.category not in allowed:
-            detail = "partially_accepted (see --include-partial)"
-            return QuarantineReason.category_disallowed, detail
-        return None
+    policy = sft_policy(allowed)
 
     def build(record: ScoredRun) -> SftSample:
         return SftSample(
@@ -144,6 +131,33 @@ def export_sft(
         repo_root=repo_root,
         dry_run=dry_run,
     )
+
+
+def rag_policy(allowed: set[Category]) -> Callable[[ScoredRun], Refusal]:
+    """Never rejected; needs_human_review only when allowed."""
+
+    def policy(record: ScoredRun) -> Refusal:
+        if record.category is R:
+            return QuarantineReason.unsafe_rag_category, "rejected runs never enter RAG"
+        if record.category not in allowed:
+            return QuarantineReason.category_disallowed, "needs_human_review (see --include-review)"
+        return None
+
+    return policy
+
+
+def sft_policy(allowed: set[Category]) -> Callable[[ScoredRun], Refusal]:
+    """Never rejected or needs_human_review; partially_accepted only when allowed."""
+
+    def policy(record: ScoredRun) -> Refusal:
+        if record.category in (R, H):
+            return QuarantineReason.unsafe_sft_category, f"{record.category} never enters SFT"
+        if record.category not in allowed:
+            detail = "partially_accepted (see --include-partial)"
+            return QuarantineReason.category_disallowed, detail
+        return None
+
+    return policy
 
 
 def _export(

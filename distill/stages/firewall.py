@@ -44,7 +44,7 @@ class Candidate:
     detail: str
     record_id: str | None
     stream: str | None
-    line: int
+    line: int  # the source line (provenance.line), or the scored-run line when unknown
     sig_hash: str | None
     category: Category | None
     file_index: int
@@ -125,7 +125,7 @@ def duplicate_losers(files: list[Path]) -> set[tuple[int, int]]:
 
 def _check(
     data: bytes | None,
-    line: int,
+    scored_line: int,
     file_index: int,
     offset: int,
     losers: set[tuple[int, int]],
@@ -141,6 +141,7 @@ def _check(
     record_id: str | None = None
     stream: str | None = None
     sig: str | None = None
+    line = scored_line  # until the record says which source line it came from
     try:
         row = orjson.loads(data) if data is not None else None
     except orjson.JSONDecodeError as err:
@@ -150,7 +151,10 @@ def _check(
     record_id = _nonempty_str(row.get("id"))
     stream = _nonempty_str(row.get("stream"))
     provenance = row.get("provenance")
-    sig = _nonempty_str(provenance.get("sig_hash")) if isinstance(provenance, dict) else None
+    if isinstance(provenance, dict):
+        sig = _nonempty_str(provenance.get("sig_hash"))
+        source_line = provenance.get("line")
+        line = source_line if isinstance(source_line, int) and source_line > 0 else line
     if record_id is None:
         return refuse(QuarantineReason.missing_source_run_id, "record has no id")
     if not _provenance_complete(provenance):
@@ -160,7 +164,7 @@ def _check(
     except ValidationError as err:
         return refuse(QuarantineReason.schema_violation, format_validation_error(err)[:300])
     category = record.category
-    if (file_index, line) in losers:
+    if (file_index, scored_line) in losers:
         return refuse(QuarantineReason.duplicate_id, f"{record_id} seen earlier", category)
     if not record.response.strip() or not record.instruction.strip():
         which = "response" if not record.response.strip() else "instruction"
