@@ -36,8 +36,8 @@ def _render(command: Any, path: list[str], lines: list[str]) -> None:
                 help_text = " ".join((getattr(param, "help", "") or "").split())
                 lines.append(f"| {flag} | {help_text} |")
             lines.append("")
-    for name in subcommands or {}:
-        _render(subcommands[name], [*path, name], lines)
+    for name, sub in (subcommands or {}).items():
+        _render(sub, [*path, name], lines)
 
 
 if __name__ == "__main__":

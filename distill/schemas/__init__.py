@@ -11,9 +11,27 @@ from distill.schemas.common import (
 from distill.schemas.evidence import EvidenceRecord, ScoredRun
 from distill.schemas.exports import PairSide, PreferenceSample, RagSample, SftSample
 from distill.schemas.ledger import ExportName, PairRef, QuarantineRecord, SkipRecord
+from distill.schemas.receipts import (
+    DatasetInfo,
+    DriftFinding,
+    DriftReport,
+    FileDigest,
+    RunSummary,
+    StageCounts,
+    StageReceipt,
+    StageValidation,
+)
 
 __all__ = [
     "Category",
+    "DatasetInfo",
+    "DriftFinding",
+    "DriftReport",
+    "FileDigest",
+    "RunSummary",
+    "StageCounts",
+    "StageReceipt",
+    "StageValidation",
     "EvidenceRecord",
     "ExportName",
     "Message",

@@ -1,0 +1,318 @@
+"""Invariants over the files a run left behind, shared by acceptance (and audit-full)."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from distill.config import load_config
+from distill.home import Home
+from distill.jsonio import iter_raw_lines
+from distill.schemas import DriftReport, RunSummary, StageReceipt
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    passed: bool
+    detail: str = ""
+
+    def prefixed(self, label: str) -> CheckResult:
+        return CheckResult(f"{label}: {self.name}", self.passed, self.detail)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed, "detail": self.detail}
+
+
+def rows(path: Path) -> list[dict[str, Any]]:
+    """Parsed lines of a JSONL file we wrote ([] when absent). Unparseable lines raise."""
+    if not path.is_file():
+        return []
+    return [
+        orjson.loads(raw.data)
+        for raw in iter_raw_lines(path)
+        if raw.data is not None and raw.data.strip()
+    ]
+
+
+def _lines(paths: list[Path]) -> int:
+    return sum(len(rows(path)) for path in paths)
+
+
+def file_checks(home: Home, run_folder: Path) -> Iterator[CheckResult]:
+    yield _receipts_valid(run_folder)
+    yield _row_accounting(home)
+    rag, sft = rows(home.export_path("rag")), rows(home.export_path("sft"))
+    pref = rows(home.export_path("preference"))
+    bad_sft = [r["id"] for r in sft if r.get("quality_score") != "accepted"]
+    yield CheckResult(
+        "SFT holds only accepted",
+        not bad_sft,
+        f"not accepted: {bad_sft[:5]}" if bad_sft else f"{len(sft)} rows accepted",
+    )
+    bad_rag = [r["id"] for r in rag if r.get("category") == "rejected"]
+    yield CheckResult(
+        "RAG holds no rejected",
+        not bad_rag,
+        f"rejected: {bad_rag[:5]}" if bad_rag else f"{len(rag)} rows, none rejected",
+    )
+    yield from _preference_checks(pref)
+    yield _provenance(rag, sft, pref)
+
+
+def _receipts_valid(folder: Path) -> CheckResult:
+    problems = []
+    models: dict[str, type[BaseModel]] = {"summary.json": RunSummary, "drift.json": DriftReport}
+    files = sorted(folder.glob("*.json"))
+    for name in ("summary.json", "drift.json"):
+        if not (folder / name).is_file():
+            problems.append(f"{name} missing")
+    for path in files:
+        model = models.get(path.name, StageReceipt)
+        try:
+            model.model_validate_json(path.read_bytes())
+        except ValidationError as err:
+            problems.append(f"{path.name}: {err.error_count()} error(s)")
+    stages = [p for p in files if p.name not in models]
+    detail = "; ".join(problems) if problems else f"{len(stages)} receipts + summary + drift valid"
+    return CheckResult(
+        "receipts, summary and drift validate", not problems and bool(stages), detail
+    )
+
+
+def _row_accounting(home: Home) -> CheckResult:
+    """Counted from the files alone: every source line is evidence or a skip, and so on."""
+    config = load_config(home.config_path)
+    source_lines = 0
+    for name, path in home.stream_files().items():
+        if name in config.sources:
+            source_lines += sum(
+                1
+                for raw in iter_raw_lines(path, config.collect.max_line_bytes)
+                if raw.data is None or raw.data.strip()
+            )
+    evidence = _lines(sorted(home.evidence_dir.glob("*.jsonl")))
+    skips = _lines([home.skips_path])
+    scored = _lines(sorted(home.scored_dir.glob("*.jsonl")))
+    problems = []
+    if source_lines != evidence + skips:
+        problems.append(
+            f"collect: {source_lines} source lines != {evidence} evidence + {skips} skips"
+        )
+    if evidence != scored:
+        problems.append(f"score: {evidence} evidence != {scored} scored")
+    for export in ("rag", "sft", "preference"):
+        out = rows(home.export_path(export))
+        if export == "preference":
+            used = {
+                side[key]["source_run_id"]
+                for side in out
+                for key in ("chosen_provenance", "rejected_provenance")
+            }
+            exported = len(used)
+        else:
+            exported = len(out)
+        quarantined = sum(1 for q in rows(home.quarantine_path(export)) if q.get("pair") is None)
+        if scored != exported + quarantined:
+            problems.append(
+                f"{export}: {scored} scored != {exported} out + {quarantined} quarantined"
+            )
+    detail = "; ".join(problems) or (
+        f"{source_lines} source lines = {evidence} evidence + {skips} skips; every export balances"
+    )
+    return CheckResult("row accounting balances at every stage", not problems, detail)
+
+
+def _preference_checks(pref: list[dict[str, Any]]) -> Iterator[CheckResult]:
+    yield CheckResult("preference has at least one pair", bool(pref), f"{len(pref)} pairs")
+    self_pairs = [
+        p["id"]
+        for p in pref
+        if p["chosen_provenance"]["source_run_id"] == p["rejected_provenance"]["source_run_id"]
+        or p["chosen_provenance"]["sig_hash"] == p["rejected_provenance"]["sig_hash"]
+    ]
+    yield CheckResult("preference has no self-pair", not self_pairs, ", ".join(self_pairs[:5]))
+    identical = [
+        p["id"]
+        for p in pref
+        if p["chosen"][0]["content"].strip() == p["rejected"][0]["content"].strip()
+    ]
+    yield CheckResult(
+        "preference has no identical chosen/rejected", not identical, ", ".join(identical[:5])
+    )
+    cross = [
+        p["id"]
+        for p in pref
+        if not (
+            p["chosen_provenance"].get("task_id")
+            == p["rejected_provenance"].get("task_id")
+            == p.get("task_id")
+        )
+    ]
+    yield CheckResult("preference has no cross-task pair", not cross, ", ".join(cross[:5]))
+    per_task = Counter(p.get("task_id") for p in pref)
+    over = [task for task, count in per_task.items() if count > 5]
+    yield CheckResult(
+        "preference has at most 5 pairs per task", not over, ", ".join(map(str, over))
+    )
+
+
+def _provenance(
+    rag: list[dict[str, Any]], sft: list[dict[str, Any]], pref: list[dict[str, Any]]
+) -> CheckResult:
+    sides = [row["provenance"] for row in rag + sft]
+    sides += [p[key] for p in pref for key in ("chosen_provenance", "rejected_provenance")]
+    bad = [
+        side.get("source_run_id")
+        for side in sides
+        if not _SHA256.match(str(side.get("sig_hash", ""))) or not side.get("source_run_id")
+    ]
+    return CheckResult(
+        "every export row carries a sig_hash and a source_run_id",
+        not bad,
+        f"bad: {bad[:5]}" if bad else f"{len(sides)} provenance blocks complete",
+    )
+
+
+def dataset_checks(home: Home, expected: dict[str, Any]) -> Iterator[CheckResult]:
+    """The fixture's own expectations (expected.json): skips, quarantine, categories."""
+    if not expected:
+        yield CheckResult("fixture has expected.json", False, "nothing to compare against")
+        return
+    skips = {(s["stream"], s["line"], s["reason"]) for s in rows(home.skips_path)}
+    want = [(s["stream"], s["line"], s["reason"]) for s in expected.get("skips", [])]
+    provenance_reasons = {"missing_id", "missing_timestamp"}
+    gaps = [w for w in want if w[2] in provenance_reasons]
+    yield CheckResult(
+        "missing-provenance rows are in the skips",
+        bool(gaps) and all(w in skips for w in gaps),
+        _missing_detail([w for w in gaps if w not in skips], len(gaps)),
+    )
+    garbage = [w for w in want if w[2] not in provenance_reasons]
+    yield CheckResult(
+        "each garbage line is in the skips with its reason",
+        all(w in skips for w in garbage),
+        _missing_detail([w for w in garbage if w not in skips], len(garbage)),
+    )
+    yield _expected_quarantine(home, expected.get("quarantine", []))
+    scored = {r["id"]: r for path in sorted(home.scored_dir.glob("*.jsonl")) for r in rows(path)}
+    exports = {name: {r["id"]: r for r in rows(home.export_path(name))} for name in ("rag", "sft")}
+    for item in expected.get("materialized", []):
+        source = exports[item["export"]] if "export" in item else scored
+        problem = _materialized_problem(source.get(item["record_id"]), item)
+        yield CheckResult(
+            f"{item['record_id']} is materialized",
+            problem is None,
+            problem or item.get("why", "as expected"),
+        )
+    pref = rows(home.export_path("preference"))
+    if "preference_pairs" in expected:
+        got = {
+            (
+                p["task_id"],
+                p["chosen_provenance"]["source_run_id"],
+                p["rejected_provenance"]["source_run_id"],
+            )
+            for p in pref
+        }
+        wanted = {(p["task_id"], p["chosen"], p["rejected"]) for p in expected["preference_pairs"]}
+        detail = (
+            f"missing {sorted(wanted - got)[:3]}, unexpected {sorted(got - wanted)[:3]}"
+            if got != wanted
+            else f"{len(wanted)} pairs"
+        )
+        yield CheckResult("preference pairs are exactly the expected ones", got == wanted, detail)
+    leaked = [
+        (item["record_id"], export)
+        for item in expected.get("absent", [])
+        for export in item["exports"]
+        if _in_export(home, export, item["record_id"], pref)
+    ]
+    yield CheckResult(
+        "refused records are in no export",
+        not leaked,
+        f"leaked: {leaked[:5]}" if leaked else "none leaked",
+    )
+    wrong = [
+        (rid, cat, scored.get(rid, {}).get("category"))
+        for rid, cat in expected.get("categories", {}).items()
+        if scored.get(rid, {}).get("category") != cat
+    ]
+    yield CheckResult(
+        "every fixture row has its expected category",
+        not wrong,
+        f"{len(wrong)} wrong, e.g. {wrong[:3]}"
+        if wrong
+        else f"{len(expected.get('categories', {}))} rows as expected",
+    )
+
+
+def _expected_quarantine(home: Home, expected: list[dict[str, Any]]) -> CheckResult:
+    quarantine = {
+        export: rows(home.quarantine_path(export)) for export in ("rag", "sft", "preference")
+    }
+    missing = []
+    for item in expected:
+        exports = list(quarantine) if item["export"] == "any" else [item["export"]]
+        reasons = set(item.get("reason_any_of", [item["reason"]]))
+        found = any(
+            q["reason"] in reasons
+            and item.get("source_line", q.get("line")) == q.get("line")
+            and (
+                item.get("record_id") is None
+                or item["record_id"]
+                in (q.get("record_id"), (q.get("pair") or {}).get("rejected_id"))
+            )
+            for export in exports
+            for q in quarantine[export]
+        )
+        if not found:
+            missing.append((item["export"], item.get("record_id"), item["reason"]))
+    return CheckResult(
+        "quarantine holds the expected reasons",
+        not missing,
+        _missing_detail(missing, len(expected)),
+    )
+
+
+def _materialized_problem(record: dict[str, Any] | None, item: dict[str, Any]) -> str | None:
+    if record is None:
+        return "record not found"
+    tests: dict[str, Callable[[Any], bool]] = {
+        "category": lambda want: record["category"] == want,
+        "response_contains": lambda want: want in record["response"],
+        "response_not_contains": lambda want: want not in record["response"],
+        "response_equals": lambda want: record["response"] == want,
+        "instruction_equals": lambda want: record["instruction"] == want,
+        "validation_steps_count": lambda want: len(record["validation_steps"]) == want,
+        "metadata_contains": lambda want: all(
+            record.get("metadata", {}).get(k) == v for k, v in want.items()
+        ),
+    }
+    for key, test in tests.items():
+        if key in item and not test(item[key]):
+            return f"{key} does not hold"
+    return None
+
+
+def _in_export(home: Home, export: str, record_id: str, pref: list[dict[str, Any]]) -> bool:
+    if export == "preference":
+        return any(
+            p[side]["source_run_id"] == record_id
+            for p in pref
+            for side in ("chosen_provenance", "rejected_provenance")
+        )
+    return any(r["id"] == record_id for r in rows(home.export_path(export)))
+
+
+def _missing_detail(missing: list[Any], total: int) -> str:
+    return f"missing {missing[:5]}" if missing else f"{total} found"

@@ -1,0 +1,230 @@
+"""run-all: every stage under one run id, a receipt per stage, then summary and drift."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from distill.config import Config
+from distill.errors import DistillError, InputMissingError
+from distill.home import Home
+from distill.jsonio import write_bytes_atomic, write_json_atomic
+from distill.runs.drift import compare_runs
+from distill.runs.receipts import (
+    digest_files,
+    failed_receipt,
+    git_sha,
+    not_run_receipt,
+    receipt_from_report,
+    utc_now,
+)
+from distill.runs.summary import render_summary_md
+from distill.schemas import DatasetInfo, DriftReport, RunSummary, StageReceipt
+from distill.stages import (
+    StageReport,
+    collect,
+    export_preference,
+    export_rag,
+    export_sft,
+    score,
+)
+
+StageFn = Callable[[], StageReport]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    recorded_at: str
+    repo_root: Path | None = None
+    include_review: bool = False
+    include_partial: bool = False
+    drift_threshold: float = 0.2
+
+
+@dataclass
+class RunResult:
+    summary: RunSummary
+    drift: DriftReport
+    folder: Path
+    receipts: list[StageReceipt] = field(default_factory=list)
+
+
+def pipeline_stages(home: Home, config: Config, options: RunOptions) -> list[tuple[str, StageFn]]:
+    """The stages of run-all, in order. Later stages read what earlier ones wrote."""
+    stamp, repo = options.recorded_at, options.repo_root
+    return [
+        ("collect", lambda: collect(home, config, recorded_at=stamp)),
+        ("score", lambda: score(home, config, recorded_at=stamp)),
+        (
+            "export_rag",
+            lambda: export_rag(
+                home, recorded_at=stamp, repo_root=repo, include_review=options.include_review
+            ),
+        ),
+        (
+            "export_sft",
+            lambda: export_sft(
+                home, recorded_at=stamp, repo_root=repo, include_partial=options.include_partial
+            ),
+        ),
+        ("export_preference", lambda: export_preference(home, recorded_at=stamp, repo_root=repo)),
+    ]
+
+
+def new_run_id() -> str:
+    """Sorts by start time, so the previous run is the previous name."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + uuid.uuid4().hex[:6]
+
+
+def run_all(
+    home: Home,
+    config: Config,
+    options: RunOptions,
+    *,
+    stages: list[tuple[str, StageFn]] | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> RunResult:
+    """Run every stage; a failed stage stops the ones after it (their receipts say not_run)."""
+    run_id = new_run_id()
+    folder = home.reports_dir / run_id
+    previous = latest_summary(home)
+    sha = git_sha(home.root)
+    started = utc_now()
+    receipts: list[StageReceipt] = []
+    failed: str | None = None
+    for name, run_stage in stages or pipeline_stages(home, config, options):
+        if failed is not None:
+            receipt = not_run_receipt(run_id, name, f"stage {failed} failed", sha=sha)
+        else:
+            if on_stage is not None:
+                on_stage(name)
+            receipt = _run_stage(home, run_id, name, run_stage, sha)
+            if receipt.status != "passed":
+                failed = name
+        write_json_atomic(folder / f"{name}.json", receipt.model_dump(mode="json", by_alias=True))
+        receipts.append(receipt)
+    summary = _summary(home, run_id, options, receipts, sha, started, failed)
+    drift = compare_runs(summary, previous, options.drift_threshold)
+    summary = summary.model_copy(update={"drift_level": drift.level})
+    write_json_atomic(folder / "drift.json", drift.model_dump(mode="json", by_alias=True))
+    write_json_atomic(folder / "summary.json", summary.model_dump(mode="json", by_alias=True))
+    write_bytes_atomic(folder / "summary.md", render_summary_md(summary, drift).encode())
+    return RunResult(summary=summary, drift=drift, folder=folder, receipts=receipts)
+
+
+def _run_stage(
+    home: Home, run_id: str, name: str, run_stage: StageFn, sha: str | None
+) -> StageReceipt:
+    started, clock = utc_now(), time.perf_counter()
+    try:
+        report = run_stage()
+    except DistillError as err:
+        errors = [str(err), *getattr(err, "errors", [])]
+        return failed_receipt(
+            run_id,
+            name,
+            errors,
+            sha=sha,
+            params={},
+            started=started,
+            ended=utc_now(),
+            duration=time.perf_counter() - clock,
+        )
+    return receipt_from_report(
+        home,
+        run_id,
+        report,
+        sha=sha,
+        started=started,
+        ended=utc_now(),
+        duration=time.perf_counter() - clock,
+    )
+
+
+def _summary(
+    home: Home,
+    run_id: str,
+    options: RunOptions,
+    receipts: list[StageReceipt],
+    sha: str | None,
+    started: str,
+    failed: str | None,
+) -> RunSummary:
+    datasets = []
+    for export in ("rag", "sft", "preference"):
+        for digest in digest_files(home, [home.export_path(export)]):
+            datasets.append(
+                DatasetInfo(
+                    name=export, path=digest.path, records=digest.records, sha256=digest.sha256
+                )
+            )
+    quarantine = {
+        receipt.stage.removeprefix("export_"): dict(receipt.counts.quarantined)
+        for receipt in receipts
+        if receipt.stage.startswith("export_") and receipt.counts
+    }
+    run_hash = None
+    if failed is None:
+        joined = "\n".join(f"{r.stage}:{r.output_hash}" for r in receipts)
+        run_hash = hashlib.sha256(joined.encode()).hexdigest()
+    return RunSummary(
+        run_id=run_id,
+        recorded_at=options.recorded_at,
+        git_sha=sha,
+        passed=failed is None,
+        failed_stage=failed,
+        run_hash=run_hash,
+        stages=receipts,
+        datasets=datasets,
+        quarantine=quarantine,
+        drift_level="first_run",
+        started_at=started,
+        ended_at=utc_now(),
+    )
+
+
+def run_folders(home: Home) -> list[Path]:
+    """Completed runs (those with a summary.json), oldest first."""
+    folder = home.reports_dir
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_dir() and (p / "summary.json").is_file())
+
+
+def latest_summary(home: Home) -> RunSummary | None:
+    folders = run_folders(home)
+    return load_summary(folders[-1]) if folders else None
+
+
+def load_summary(folder: Path) -> RunSummary:
+    try:
+        return RunSummary.model_validate_json((folder / "summary.json").read_bytes())
+    except (OSError, ValidationError) as err:
+        raise DistillError(
+            f"{folder / 'summary.json'} is not a valid run_summary.v1: {err}",
+            hint="rerun `distill run-all`",
+        ) from err
+
+
+def find_run(home: Home, run_id: str | None) -> Path:
+    folders = run_folders(home)
+    if not folders:
+        raise InputMissingError(
+            f"no runs under {home.reports_dir}", hint="run `distill run-all` first"
+        )
+    if run_id is None:
+        return folders[-1]
+    for folder in folders:
+        if folder.name == run_id:
+            return folder
+    raise InputMissingError(
+        f"no run {run_id!r} under {home.reports_dir}",
+        hint="`distill receipts show --latest` shows the newest run",
+    )
