@@ -51,7 +51,15 @@ def load_config(path: Path) -> Config:
     except ValidationError as err:
         raise ConfigError(f"{path} [collect]: {format_validation_error(err)}") from err
     sources = dict(BUILTIN_SOURCES)
-    for name, table in (raw.get("sources") or {}).items():
+    tables = raw.get("sources") or {}
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{path}: [sources] must be a table of [sources.<name>] tables")
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            raise ConfigError(
+                f"{path}: sources.{name} must be a table, got {table!r}",
+                hint=f"write it as [sources.{name}] with id_field, time_field, …",
+            )
         if name in BUILTIN_SOURCES:
             raise ConfigError(
                 f"{path}: [sources.{name}] redefines a built-in stream",

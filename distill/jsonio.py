@@ -55,34 +55,55 @@ class RawLine:
 def iter_raw_lines(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[RawLine]:
     """Stream the lines of ``path`` without ever holding more than one line in memory.
 
-    Lines longer than ``max_line_bytes`` are consumed in chunks (hashed, not kept). Blank lines
-    are yielded too, so callers can count them; the trailing newline is never part of ``data``.
+    Lines longer than ``max_line_bytes`` (not counting the ``\n`` or ``\r\n`` that ends them)
+    are consumed in chunks, hashed and measured, never kept. Blank lines are yielded too, so
+    callers can count them.
     """
     with open(path, "rb") as handle:
         line_no = 0
         offset = 0
         while True:
-            chunk = handle.readline(max_line_bytes + 1)
+            chunk = handle.readline(max_line_bytes + 2)  # room for the body plus "\r\n"
             if not chunk:
                 return
             line_no += 1
             start = offset
             offset += len(chunk)
-            if chunk.endswith(b"\n") or len(chunk) <= max_line_bytes:
-                body = chunk.rstrip(b"\r\n")
-                yield RawLine(line_no, body, sha256_hex(body), len(body), start)
+            if chunk.endswith(b"\n") or len(chunk) < max_line_bytes + 2:
+                body = _without_eol(chunk)
+                if len(body) <= max_line_bytes:
+                    yield RawLine(line_no, body, sha256_hex(body), len(body), start)
+                else:
+                    yield RawLine(line_no, None, sha256_hex(body), len(body), start)
                 continue
-            digest = hashlib.sha256(chunk)
-            size = len(chunk)
-            while not chunk.endswith(b"\n"):
-                chunk = handle.readline(_CHUNK)
-                if not chunk:
+            digest, size = hashlib.sha256(), 0
+            pending = chunk  # held back one chunk, so only the line's own ending is dropped
+            while True:
+                following = handle.readline(_CHUNK)
+                offset += len(following)
+                if not following:
+                    pending = _without_eol(pending)
+                elif pending.endswith(b"\r") and following == b"\n":
+                    pending, following = pending[:-1], b""
+                digest.update(pending)
+                size += len(pending)
+                if not following:
                     break
-                offset += len(chunk)
-                body = chunk.rstrip(b"\r\n")
-                digest.update(body)
-                size += len(body)
+                if following.endswith(b"\n"):
+                    tail = _without_eol(following)
+                    digest.update(tail)
+                    size += len(tail)
+                    break
+                pending = following
             yield RawLine(line_no, None, digest.hexdigest(), size, start)
+
+
+def _without_eol(chunk: bytes) -> bytes:
+    if chunk.endswith(b"\r\n"):
+        return chunk[:-2]
+    if chunk.endswith(b"\n"):
+        return chunk[:-1]
+    return chunk
 
 
 @contextlib.contextmanager

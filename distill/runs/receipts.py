@@ -71,16 +71,17 @@ def receipt_from_report(
 ) -> StageReceipt:
     inputs = digest_files(home, report.inputs)
     outputs = digest_files(home, report.outputs)
+    params = {key: _portable(home, value) for key, value in report.params.items()}
     return StageReceipt(
         run_id=run_id,
         stage=report.stage,
         status="passed" if report.passed else "failed",
         reason=None if report.passed else (report.errors[0] if report.errors else "failed"),
         git_sha=sha,
-        params=report.params,
+        params=params,
         inputs=inputs,
         outputs=outputs,
-        input_hash=aggregate_hash(inputs, report.params),
+        input_hash=aggregate_hash(inputs, params),
         output_hash=aggregate_hash(outputs),
         counts=StageCounts(
             records_in=report.records_in,
@@ -100,6 +101,15 @@ def receipt_from_report(
         ended_at=ended,
         duration_s=round(duration, 4),
     )
+
+
+def _portable(home: Home, value: Any) -> Any:
+    """A path inside the home is recorded relative to it, so receipts compare across homes."""
+    if isinstance(value, str) and value.startswith("/"):
+        path = Path(value)
+        if path.is_relative_to(home.root):
+            return path.relative_to(home.root).as_posix() or "."
+    return value
 
 
 def failed_receipt(

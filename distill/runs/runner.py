@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from distill.config import Config
+from distill.config import Config, format_validation_error
 from distill.errors import DistillError, InputMissingError
 from distill.home import Home
 from distill.jsonio import write_bytes_atomic, write_json_atomic
@@ -125,8 +125,11 @@ def _run_stage(
     started, clock = utc_now(), time.perf_counter()
     try:
         report = run_stage()
-    except DistillError as err:
-        errors = [str(err), *getattr(err, "errors", [])]
+    except (DistillError, ValidationError) as err:
+        if isinstance(err, ValidationError):
+            errors = [f"a record failed its schema: {format_validation_error(err)}"]
+        else:
+            errors = [str(err), *getattr(err, "errors", [])]
         return failed_receipt(
             run_id,
             name,

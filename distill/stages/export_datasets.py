@@ -190,8 +190,9 @@ def _export(
         write = quarantine = None
         if not dry_run:
             verify = reread_check(model, check, export)
-            write = stack.enter_context(atomic_writer(out_path, verify=verify)).write
+            # entered first, so it exits last: a refused export aborts its quarantine too
             quarantine = stack.enter_context(atomic_writer(quarantine_path)).write
+            write = stack.enter_context(atomic_writer(out_path, verify=verify)).write
         sink = QuarantineSink(export, recorded_at, quarantine)
         for candidate in read_candidates(files, repo):
             report.records_in += 1
@@ -203,14 +204,27 @@ def _export(
             assert record is not None  # a candidate without a record always has a refusal
             report.records_out += 1
             report.out_by_category[record.category.value] += 1
+            sample = typed_sample(build, record, export)
             if write is not None:
-                write(model_line(build(record)))
+                write(model_line(sample))
     report.quarantined = sink.records
     report.checks["hallucinated_file_path"] = "enabled" if repo else "skipped (no --repo-root)"
     report.checks["reread"] = "skipped (dry run)" if dry_run else "passed"
     if not dry_run:
         report.outputs = [out_path, quarantine_path]
     return report.close()
+
+
+def typed_sample(build: Callable[[ScoredRun], M], record: ScoredRun, export: str) -> M:
+    """The firewall's first wall: the sample's type refuses a forbidden category."""
+    try:
+        return build(record)
+    except ValidationError as err:
+        raise ValidationFailed(
+            f"export {export}: the {export} record type refused {record.id}; nothing was written",
+            [format_validation_error(err)],
+            hint="this is a bug in distill's export policy: report it",
+        ) from err
 
 
 def reread_check(

@@ -12,6 +12,7 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import IO
 
@@ -27,7 +28,7 @@ from distill.schemas import (
     QuarantineReason,
     ScoredRun,
 )
-from distill.stages.export_datasets import reread_check
+from distill.stages.export_datasets import reread_check, typed_sample
 from distill.stages.firewall import (
     Candidate,
     QuarantineSink,
@@ -63,8 +64,9 @@ def export_preference(
         write = quarantine = None
         if not dry_run:
             verify = reread_check(PreferenceSample, _pair_checker(), "preference")
-            write = stack.enter_context(atomic_writer(out_path, verify=verify)).write
+            # entered first, so it exits last: a refused export aborts its quarantine too
             quarantine = stack.enter_context(atomic_writer(quarantine_path)).write
+            write = stack.enter_context(atomic_writer(out_path, verify=verify)).write
         sink = QuarantineSink("preference", recorded_at, quarantine)
         eligible = _Eligible()
         for candidate in read_candidates(files, repo):
@@ -80,8 +82,13 @@ def export_preference(
             pairs, used, unpaired = _pair_task(task_rows, handles, sink)
             for chosen, rejected in pairs:
                 kinds[f"accepted>{rejected.category.value}"] += 1
+                sample = typed_sample(
+                    partial(_sample, rejected=rejected, recorded_at=recorded_at),
+                    chosen,
+                    "preference",
+                )
                 if write is not None:
-                    write(model_line(_sample(chosen, rejected, recorded_at)))
+                    write(model_line(sample))
             report.records_out += len(used)
             for record, reason in unpaired:
                 sink.record(

@@ -93,7 +93,7 @@ def read_candidates(files: list[Path], repo: RepoPaths | None) -> Iterator[Candi
 
 
 def duplicate_losers(files: list[Path]) -> set[tuple[int, int]]:
-    """(file index, line) of every record whose id appeared earlier (by time, then line).
+    """(file index, line) of every valid record whose id appeared earlier (by time, then line).
 
     Keys live in numpy arrays (24 bytes a row), so memory stays flat as streams grow.
     """
@@ -102,16 +102,11 @@ def duplicate_losers(files: list[Path]) -> set[tuple[int, int]]:
         for raw in iter_raw_lines(path):
             if raw.data is None or not raw.data.strip():
                 continue
-            try:
-                row = orjson.loads(raw.data)
-                record_id, created = row["id"], row["created_at"]
-                moment = datetime.fromisoformat(created)
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                continue
-            if not isinstance(record_id, str):
-                continue
-            keys.append(id_hash(record_id))
-            times.append(int(moment.timestamp() * 1_000_000))
+            record = _check(raw.data, raw.line_no, file_index, raw.offset, set(), None).record
+            if record is None:
+                continue  # an invalid copy never evicts a valid one
+            keys.append(id_hash(record.id))
+            times.append(int(datetime.fromisoformat(record.created_at).timestamp() * 1_000_000))
             places.append(file_index << 40 | raw.line_no)
     if not keys:
         return set()

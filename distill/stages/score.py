@@ -46,9 +46,17 @@ def score(home: Home, config: Config, *, recorded_at: str, dry_run: bool = False
 
 
 def build_context(files: dict[str, Path], config: Config) -> ScoringContext:
-    floors: dict[str, Category] = {}
+    """Observer verdicts first (they upgrade replay runs), then each task's most conservative
+    verdict-bearing category across every stream but the facts themselves."""
     observer_accepted: set[str] = set()
-    empty = ScoringContext()
+    if OBSERVER_STREAM in files:
+        source = config.sources[OBSERVER_STREAM]
+        for record in read_evidence(files[OBSERVER_STREAM]):
+            verdict = source.score(record, ScoringContext())
+            if record.task_id and verdict.category is Category.accepted:
+                observer_accepted.add(record.task_id)
+    context = ScoringContext(observer_accepted_tasks=frozenset(observer_accepted))
+    floors: dict[str, Category] = {}
     for name, path in files.items():
         if name == FACTS_STREAM:
             continue
@@ -56,15 +64,12 @@ def build_context(files: dict[str, Path], config: Config) -> ScoringContext:
         for record in read_evidence(path):
             if not record.task_id:
                 continue
-            verdict = source.score(record, empty)
+            verdict = source.score(record, context)
             if verdict.verdict_bearing:
                 known = floors.get(record.task_id, verdict.category)
                 floors[record.task_id] = most_conservative([known, verdict.category])
-            if name == OBSERVER_STREAM and verdict.category is Category.accepted:
-                observer_accepted.add(record.task_id)
     return ScoringContext(
-        task_floor=floors,
-        observer_accepted_tasks=frozenset(observer_accepted),
+        task_floor=floors, observer_accepted_tasks=context.observer_accepted_tasks
     )
 
 

@@ -1,0 +1,138 @@
+"""What every record derives from its text: validation steps and cited file paths."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from distill.text import extract_file_paths, extract_validation_steps, title_of
+
+VERBS = re.compile(r"(verify|check|assert|ensure|confirm)\b", re.IGNORECASE)
+
+
+@pytest.mark.parametrize(
+    ("line", "step"),
+    [
+        ("Verify the API returns 200", "Verify the API returns 200"),
+        ("- verify the API returns 200", "verify the API returns 200"),
+        ("* Check the logs", "Check the logs"),
+        ("+ ASSERT the total is positive", "ASSERT the total is positive"),
+        ("\u2022 Ensure the lock is released", "Ensure the lock is released"),
+        ("1. Confirm the invoice is sent", "Confirm the invoice is sent"),
+        ("12) check rounding", "check rounding"),
+        ("   - [ ] Verify the webhook signature", "Verify the webhook signature"),
+        ("- [x] eNsUrE idempotency", "eNsUrE idempotency"),
+        ("    confirm: nothing else changed  ", "confirm: nothing else changed"),
+        ("Check", "Check"),
+    ],
+)
+def test_validation_step_lines(line: str, step: str) -> None:
+    assert extract_validation_steps(f"Some context.\n{line}\nMore prose.") == [step]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Please verify the API returns 200",
+        "We should check the logs",
+        "Verifying the output took long",
+        "Checklist: done",
+        "Ensured everything",
+        "Validate the input",
+        "Test the endpoint",
+        "- run the tests, then verify",
+        "# Verify heading is not a bullet",
+        "a. verify lettered lists are not numbers",
+        "",
+    ],
+)
+def test_lines_that_are_not_validation_steps(line: str) -> None:
+    assert extract_validation_steps(line) == []
+
+
+def test_validation_steps_keep_their_order() -> None:
+    text = "Plan:\n1. check A\n2. do B\n3. Verify C\r\n- assert D\nensure E"
+    assert extract_validation_steps(text) == ["check A", "Verify C", "assert D", "ensure E"]
+
+
+@pytest.mark.parametrize(
+    ("text", "paths"),
+    [
+        ("edit src/app/main.py and README.md", ["src/app/main.py", "README.md"]),
+        ("see `pkg/server/handler.go` first", ["pkg/server/handler.go"]),
+        ("(tests/test_api.py:42)", ["tests/test_api.py"]),
+        ("the fix lives in lib/util.ts.", ["lib/util.ts"]),
+        ('open "config/settings.yaml", then', ["config/settings.yaml"]),
+        ("run ./scripts/deploy.sh now", ["./scripts/deploy.sh"]),
+        ("compare ../shared/types.proto", ["../shared/types.proto"]),
+        ("bump pyproject.toml and requirements.txt", ["pyproject.toml", "requirements.txt"]),
+        ("the data/export.custom format", ["data/export.custom"]),  # slash: any extension
+        ("a.py, b.py and a.py again", ["a.py", "b.py"]),
+        ("e.g. src/x.py", ["src/x.py"]),
+    ],
+)
+def test_relative_paths_are_found(text: str, paths: list[str]) -> None:
+    assert extract_file_paths(text) == paths
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "see https://example.com/docs/page.html for details",
+        "http://localhost:8000/api/v1/users.json",
+        "edit /etc/nginx/nginx.conf",
+        "the module /usr/lib/python3.11/os.py",
+        "upgrade to v1.2 then v1.2.3",
+        "version 2.0.1 is out",
+        "use a helper, e.g. a decorator, i.e. a wrapper",
+        "ratio is 0.75 or 3.14159",
+        "mail ops@example.com",
+        "pi=3.14, e=2.718.",
+        "the example.com site",
+        "Mr.Smith said so",
+    ],
+)
+def test_things_that_are_not_paths(text: str) -> None:
+    assert extract_file_paths(text) == []
+
+
+# Plain unicode text, and text from an alphabet dense in path and bullet characters.
+ARBITRARY_TEXT = st.text() | st.text(alphabet=st.sampled_from(list("ab/.-_:@~ \n\r\t1)py*+[]xV")))
+
+
+@given(ARBITRARY_TEXT)
+def test_extractors_never_raise_and_only_return_what_the_text_holds(text: str) -> None:
+    paths = extract_file_paths(text)
+    assert len(paths) == len(set(paths))
+    for path in paths:
+        assert path in text
+        assert not path.startswith("/")
+        assert "://" not in path
+    for step in extract_validation_steps(text):
+        assert step in text
+        assert step == step.strip()
+        assert VERBS.match(step)
+
+
+@given(
+    st.lists(st.from_regex(r"[a-z]{1,8}(/[a-z_]{1,8}){0,3}\.(py|md|json|ts)", fullmatch=True)),
+    st.sampled_from([" ", "\n", ", ", " and "]),
+)
+def test_every_relative_path_in_prose_is_found(paths: list[str], sep: str) -> None:
+    text = "Touch " + sep.join(paths) + "."
+    assert extract_file_paths(text) == list(dict.fromkeys(paths))
+
+
+@pytest.mark.parametrize(
+    ("instruction", "title"),
+    [
+        ("\n\n  Fix the parser  \nmore", "Fix the parser"),
+        ("", ""),
+        ("x" * 200, "x" * 119 + "\u2026"),
+    ],
+)
+def test_title_is_the_first_line_cut_to_the_limit(instruction: str, title: str) -> None:
+    assert title_of(instruction) == title
