@@ -6,6 +6,7 @@ Canonical JSON is the byte form every hash is taken over: sorted keys, no spaces
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import tempfile
@@ -34,6 +35,24 @@ def sha256_hex(data: bytes) -> str:
 def canonical_hash(obj: Any) -> str:
     """sha256 of the canonical JSON of ``obj``: the ``sig_hash`` of a raw row."""
     return sha256_hex(canonical_json(obj))
+
+
+@functools.cache
+def _field_aliases(model: type[BaseModel]) -> frozenset[str]:
+    return frozenset(info.alias or name for name, info in model.model_fields.items())
+
+
+def validated_line(model: type[BaseModel], payload: dict[str, Any]) -> bytes:
+    """Validate ``payload`` as ``model`` and return it as one canonical JSONL line.
+
+    The payload must spell out every field (no defaults filled in silently), so the bytes
+    written are exactly what a reader validates.
+    """
+    model.model_validate(payload)
+    if payload.keys() != _field_aliases(model):
+        missing = sorted(_field_aliases(model) - payload.keys())
+        raise ValueError(f"{model.__name__} payload is missing {missing}")
+    return canonical_json(payload) + b"\n"
 
 
 def model_line(model: BaseModel) -> bytes:

@@ -15,11 +15,10 @@ _KNOWN_EXT = frozenset(
     "sql md rst txt toml yaml yml json jsonl ini cfg conf env lock html css scss vue proto "
     "tf gradle xml csv ipynb dockerfile mk".split()
 )
-_PATH = re.compile(
-    r"(?<![\w/.:@-])"  # not the middle of a word, an absolute path or a URL
-    r"((?:\.{1,2}/)?(?:[\w.-]+/)*[\w-][\w.-]*\.([A-Za-z][A-Za-z0-9]{0,9}))"
-    r"(?![\w/-])"
-)
+_PATH = re.compile(r"(?:\.{1,2}/)?(?:[\w.-]+/)*[\w-][\w.-]*\.([A-Za-z][A-Za-z0-9]{0,9})(?![\w/-])")
+_DOT_LETTER = re.compile(r"\.[A-Za-z]")  # every path has one; most prose words do not
+_RUN = re.compile(r"[\w./-]+")
+_STEP_VERBS = ("verify", "check", "assert", "ensure", "confirm")
 
 
 def extract_validation_steps(text: str) -> list[str]:
@@ -28,8 +27,14 @@ def extract_validation_steps(text: str) -> list[str]:
     >>> extract_validation_steps("do it\\n- Verify the API returns 200\\n2. check logs")
     ['Verify the API returns 200', 'check logs']
     """
-    steps = []
+    steps: list[str] = []
+    lowered = text.lower()
+    if not any(verb in lowered for verb in _STEP_VERBS):
+        return steps
     for line in text.splitlines():
+        folded = line.lower()
+        if not any(verb in folded for verb in _STEP_VERBS):
+            continue
         match = _STEP.match(line)
         if match:
             steps.append(match.group(1).strip())
@@ -43,13 +48,21 @@ def extract_file_paths(text: str) -> list[str]:
     ['src/app/main.py', 'README.md']
     """
     found: dict[str, None] = {}
-    for match in _PATH.finditer(text):
-        token, ext = match.group(1).rstrip("."), match.group(2)
-        if "/" not in token and ext.lower() not in _KNOWN_EXT:
+    # str.split and `in` run in C; only the few words holding a dot reach the regexes.
+    for word in text.split():
+        if "." not in word or not _DOT_LETTER.search(word):
             continue
-        if ext.isdigit() or token.startswith("//"):
-            continue
-        found.setdefault(token, None)
+        for run in _RUN.finditer(word):
+            start = run.start()
+            if start > 0 and word[start - 1] in ":@":
+                continue  # a URL ("https://…") or an address, not a path
+            match = _PATH.match(run.group(0))
+            if match is None:
+                continue
+            token, ext = match.group(0), match.group(1)
+            if token.startswith("/") or ("/" not in token and ext.lower() not in _KNOWN_EXT):
+                continue
+            found.setdefault(token, None)
     return list(found)
 
 

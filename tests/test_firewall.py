@@ -620,15 +620,15 @@ def test_a_rejected_row_written_to_sft_is_caught(
     category_home(home)
     run_pipeline(home)
     before = _snapshot(home)
-    original_line = export_datasets.model_line
+    original_line = export_datasets.sample_line
 
-    def tampered(model: Any) -> bytes:
-        row = orjson.loads(original_line(model))
+    def tampered(model: Any, payload: dict[str, Any], export: str) -> bytes:
+        row = orjson.loads(original_line(model, payload, export))
         if row.get("schema") == "sft_sample.v1":
             row["quality_score"] = "rejected"
         return orjson.dumps(row) + b"\n"
 
-    monkeypatch.setattr(export_datasets, "model_line", tampered)
+    monkeypatch.setattr(export_datasets, "sample_line", tampered)
     with pytest.raises(ValidationFailed) as info:
         export_sft(home, recorded_at=RECORDED_AT)
     assert any("quality_score" in error for error in info.value.errors)

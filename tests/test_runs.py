@@ -10,15 +10,15 @@ from typing import Any
 
 import orjson
 import pytest
-from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from distill.cli import app
 from distill.config import load_config
 from distill.home import Home
+from distill.jsonio import canonical_json
 from distill.runs import RunOptions, compare_runs, run_all
 from distill.runs.acceptance import run_acceptance
-from distill.schemas import DriftReport, RunSummary, SftSample, StageReceipt
+from distill.schemas import DriftReport, RunSummary, StageReceipt
 
 from .conftest import FIXTURES, RECORDED_AT
 
@@ -181,21 +181,12 @@ def _failed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> set[str]:
 def test_acceptance_catches_a_rejected_row_in_sft(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    def leaky(build: Any, record: Any, export: str) -> Any:
-        try:
-            return build(record)
-        except ValidationError:  # past the type wall too: only acceptance is left to notice
-            return SftSample.model_construct(
-                id=record.id,
-                prompt=[],
-                completion=[],
-                quality_score=record.category,
-                task_id=record.task_id,
-                provenance=record.provenance,
-            )
+    def leaky(model: Any, payload: dict[str, Any], export: str) -> bytes:
+        # past the type wall too: only acceptance is left to notice
+        return canonical_json(payload) + b"\n"
 
     monkeypatch.setattr(export_datasets, "sft_policy", lambda allowed: lambda record: None)
-    monkeypatch.setattr(export_datasets, "typed_sample", leaky)
+    monkeypatch.setattr(export_datasets, "sample_line", leaky)
     assert _failed(monkeypatch, tmp_path) == {"SFT holds only accepted"}
 
 
@@ -229,14 +220,12 @@ def test_acceptance_catches_a_nondeterministic_field(
 
 
 def test_acceptance_catches_a_dropped_row(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    original = collect_module.model_line
+    original = collect_module.evidence_line
 
-    def drop_one(record: Any) -> bytes:
-        return (
-            b"" if getattr(record, "id", None) == "mode_experiments:EXP-0005" else original(record)
-        )
+    def drop_one(payload: Any) -> bytes:
+        return b"" if payload["id"] == "mode_experiments:EXP-0005" else original(payload)
 
-    monkeypatch.setattr(collect_module, "model_line", drop_one)
+    monkeypatch.setattr(collect_module, "evidence_line", drop_one)
     assert _failed(monkeypatch, tmp_path) == {
         "row accounting balances at every stage",
         "every fixture row has its expected category",

@@ -2,13 +2,14 @@
 
 from distill.sources.builtin import BUILTIN_SOURCES, FACTS_STREAM, OBSERVER_STREAM
 from distill.sources.rows import RowOutcome, evidence_from_line
-from distill.sources.spec import ScoringContext, Source, SourceSpec, Verdict
+from distill.sources.spec import Scorable, ScoringContext, Source, SourceSpec, Verdict
 
 __all__ = [
     "BUILTIN_SOURCES",
     "FACTS_STREAM",
     "OBSERVER_STREAM",
     "RowOutcome",
+    "Scorable",
     "ScoringContext",
     "Source",
     "SourceSpec",

@@ -6,8 +6,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from distill.schemas import Category, EvidenceRecord, most_conservative
-from distill.sources.spec import ScoringContext, Source, SourceSpec, Verdict, text_of
+from distill.schemas import Category, most_conservative
+from distill.sources.spec import Scorable, ScoringContext, Source, SourceSpec, Verdict, text_of
 
 A, P, R, H = (
     Category.accepted,
@@ -43,7 +43,7 @@ class ScrumReviewSource(Source):
             signals["tree_split_fired"] = True
         return signals
 
-    def score(self, record: EvidenceRecord, context: ScoringContext) -> Verdict:
+    def score(self, record: Scorable, context: ScoringContext) -> Verdict:
         signals = record.signals
         verdict = text_of(signals.get("verdict")).strip().lower()
         attempts = _as_number(signals.get("attempts"), 1)
@@ -79,7 +79,7 @@ class ModeExperimentSource(Source):
             return {"grounded_fraction": results["grounded_fraction"]}
         return {}
 
-    def score(self, record: EvidenceRecord, context: ScoringContext) -> Verdict:
+    def score(self, record: Scorable, context: ScoringContext) -> Verdict:
         fraction = _as_number(record.signals.get("grounded_fraction"), math.nan)
         if math.isnan(fraction):
             return Verdict(H, "grounded_fraction missing", False)
@@ -93,7 +93,7 @@ class ModeExperimentSource(Source):
 class DistilledFactSource(Source):
     """A fact inherits the most conservative verdict its task earned in other streams."""
 
-    def score(self, record: EvidenceRecord, context: ScoringContext) -> Verdict:
+    def score(self, record: Scorable, context: ScoringContext) -> Verdict:
         floor = context.task_floor.get(record.task_id or "")
         if floor is None:
             return Verdict(H, "no verdict-bearing rows for the task", False)
@@ -111,7 +111,7 @@ class ReplayRunSource(Source):
         signals["escalated"] = row.get("escalated") is True
         return signals
 
-    def score(self, record: EvidenceRecord, context: ScoringContext) -> Verdict:
+    def score(self, record: Scorable, context: ScoringContext) -> Verdict:
         verdict = text_of(record.signals.get("verdict")).strip().lower()
         if verdict == "failed":
             return Verdict(R, "gate failed", True)

@@ -1,4 +1,9 @@
-"""One raw line → an EvidenceRecord, or a skip reason. Never raises on bad input."""
+"""One raw line → an evidence.v1 payload, or a skip reason. Never raises on bad input.
+
+Collect writes the payload after validating it against :class:`EvidenceRecord`; building a
+plain dict first and validating it once is several times cheaper than building the model and
+dumping it again, and writes the same bytes.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +14,23 @@ from typing import Any
 import orjson
 
 from distill.jsonio import RawLine, canonical_hash
-from distill.schemas import EvidenceRecord, Provenance, SkipReason
+from distill.schemas import EvidenceRecord, SkipReason
 from distill.sources.spec import Source, text_of
 from distill.text import extract_file_paths, extract_validation_steps
 
 
 @dataclass(frozen=True, slots=True)
 class RowOutcome:
-    """Either ``evidence`` or a ``skip`` reason with a human-readable ``detail``."""
+    """Either an evidence ``payload`` or a ``skip`` reason with a human-readable ``detail``."""
 
-    evidence: EvidenceRecord | None = None
+    payload: dict[str, Any] | None = None
     skip: SkipReason | None = None
     detail: str = ""
+
+    @property
+    def evidence(self) -> EvidenceRecord | None:
+        """The payload as a validated record (for library users; collect writes the payload)."""
+        return None if self.payload is None else EvidenceRecord.model_validate(self.payload)
 
 
 def evidence_from_line(
@@ -65,28 +75,29 @@ def evidence_from_row(
     response = source.response(row)
     record_id = f"{source.name}:{native_id}"
     consumed = source.consumed_fields()
-    evidence = EvidenceRecord(
-        id=record_id,
-        stream=source.name,
-        native_id=native_id,
-        task_id=_scalar_text(row.get(spec.task_field)) if spec.task_field else None,
-        created_at=created_at,
-        instruction=instruction,
-        response=response,
-        file_paths=_file_paths(row, spec.file_fields, instruction, response),
-        validation_steps=extract_validation_steps(response),
-        signals=source.signals(row),
-        metadata={key: value for key, value in row.items() if key not in consumed},
-        provenance=Provenance(
-            stream=source.name,
-            source_file=source_file,
-            line=line,
-            sig_hash=canonical_hash(row),
-            source_run_id=record_id,
-            recorded_at=recorded_at,
-        ),
-    )
-    return RowOutcome(evidence=evidence)
+    payload = {
+        "schema": "evidence.v1",
+        "id": record_id,
+        "stream": source.name,
+        "native_id": native_id,
+        "task_id": _scalar_text(row.get(spec.task_field)) if spec.task_field else None,
+        "created_at": created_at,
+        "instruction": instruction,
+        "response": response,
+        "file_paths": _file_paths(row, spec.file_fields, instruction, response),
+        "validation_steps": extract_validation_steps(response),
+        "signals": source.signals(row),
+        "metadata": {key: value for key, value in row.items() if key not in consumed},
+        "provenance": {
+            "stream": source.name,
+            "source_file": source_file,
+            "line": line,
+            "sig_hash": canonical_hash(row),
+            "source_run_id": record_id,
+            "recorded_at": recorded_at,
+        },
+    }
+    return RowOutcome(payload=payload)
 
 
 def normalise_time(value: Any) -> str | None:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from distill.schemas import Category, EvidenceRecord
+from distill.schemas import Category
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 
@@ -63,6 +63,16 @@ class SourceSpec(BaseModel):
         fields = {self.id_field, self.time_field, *self.response_fields, *self.file_fields}
         fields.update(f for f in (self.task_field, self.instruction_field, self.verdict_field) if f)
         return fields
+
+
+class Scorable(Protocol):
+    """What a category rule reads: an EvidenceRecord, or a lighter view of one."""
+
+    @property
+    def task_id(self) -> str | None: ...
+
+    @property
+    def signals(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -125,7 +135,7 @@ class Source:
         """Fields turned into evidence fields; everything else goes to ``metadata``."""
         return self.spec.consumed_fields
 
-    def score(self, record: EvidenceRecord, context: ScoringContext) -> Verdict:
+    def score(self, record: Scorable, context: ScoringContext) -> Verdict:
         verdict = record.signals.get("verdict")
         if verdict is None:
             return Verdict(Category.needs_human_review, "no verdict", False)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from distill.config import Config
 from distill.home import Home
-from distill.jsonio import atomic_writer, iter_raw_lines, model_line
-from distill.schemas import SkipRecord
+from distill.jsonio import atomic_writer, iter_raw_lines, model_line, validated_line
+from distill.schemas import EvidenceRecord, SkipRecord
 from distill.sources import Source, evidence_from_line
 from distill.stages.report import StageReport
 
@@ -87,10 +88,10 @@ def _collect_stream(
         outcome = evidence_from_line(
             source, raw, source_file=source_file, recorded_at=recorded_at, max_line_bytes=max_line
         )
-        if outcome.evidence is not None:
+        if outcome.payload is not None:
             report.records_out += 1
             if write is not None:
-                write(model_line(outcome.evidence))
+                write(evidence_line(outcome.payload))
         else:
             assert outcome.skip is not None  # evidence_from_line returns one or the other
             report.skipped[outcome.skip.value] += 1
@@ -108,6 +109,11 @@ def _collect_stream(
                 write_skip(model_line(skip))
         if progress is not None and report.records_in % 10_000 == 0:
             progress(source.name, report.records_in)
+
+
+def evidence_line(payload: dict[str, Any]) -> bytes:
+    """An evidence payload, validated against evidence.v1, as one canonical line."""
+    return validated_line(EvidenceRecord, payload)
 
 
 def _remove_stale(folder: Path, keep: set[Path]) -> None:

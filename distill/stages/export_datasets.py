@@ -6,7 +6,7 @@ import contextlib
 from array import array
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ValidationError
@@ -14,11 +14,10 @@ from pydantic import BaseModel, ValidationError
 from distill.config import format_validation_error
 from distill.errors import ValidationFailed
 from distill.home import Home
-from distill.jsonio import atomic_writer, iter_raw_lines, model_line
+from distill.jsonio import atomic_writer, iter_raw_lines, validated_line
 from distill.schemas import (
     Category,
     ExportName,
-    Message,
     QuarantineReason,
     RagSample,
     ScoredRun,
@@ -56,20 +55,21 @@ def export_rag(
     allowed = {A, P, H} if include_review else {A, P}
     policy = rag_policy(allowed)
 
-    def build(record: ScoredRun) -> RagSample:
-        return RagSample(
-            id=record.id,
-            title=title_of(record.instruction),
-            text=f"{record.instruction.strip()}\n\n{record.response.strip()}",
-            instruction=record.instruction,
-            response=record.response,
-            category=record.category,  # policy admits only allowed
-            source=record.stream,
-            task_id=record.task_id,
-            file_paths=record.file_paths,
-            validation_steps=record.validation_steps,
-            provenance=record.provenance.model_copy(update={"recorded_at": recorded_at}),
-        )
+    def build(record: ScoredRun) -> dict[str, Any]:
+        return {
+            "schema": "rag_sample.v1",
+            "id": record.id,
+            "title": title_of(record.instruction),
+            "text": f"{record.instruction.strip()}\n\n{record.response.strip()}",
+            "instruction": record.instruction,
+            "response": record.response,
+            "category": record.category.value,
+            "source": record.stream,
+            "task_id": record.task_id,
+            "file_paths": record.file_paths,
+            "validation_steps": record.validation_steps,
+            "provenance": provenance_payload(record, recorded_at),
+        }
 
     def check(sample: RagSample) -> str | None:
         return None if sample.category in allowed else f"{sample.id} is {sample.category}"
@@ -104,15 +104,16 @@ def export_sft(
     allowed = {A, P} if include_partial else {A}
     policy = sft_policy(allowed)
 
-    def build(record: ScoredRun) -> SftSample:
-        return SftSample(
-            id=record.id,
-            prompt=[Message(role="user", content=record.instruction)],
-            completion=[Message(role="assistant", content=record.response)],
-            quality_score=record.category,  # the type refuses the rest
-            task_id=record.task_id,
-            provenance=record.provenance.model_copy(update={"recorded_at": recorded_at}),
-        )
+    def build(record: ScoredRun) -> dict[str, Any]:
+        return {
+            "schema": "sft_sample.v1",
+            "id": record.id,
+            "prompt": [{"role": "user", "content": record.instruction}],
+            "completion": [{"role": "assistant", "content": record.response}],
+            "quality_score": record.category.value,  # the type refuses the rest
+            "task_id": record.task_id,
+            "provenance": provenance_payload(record, recorded_at),
+        }
 
     def check(sample: SftSample) -> str | None:
         ok = sample.quality_score in allowed
@@ -164,7 +165,7 @@ def _export(
     home: Home,
     export: ExportName,
     policy: Callable[[ScoredRun], Refusal],
-    build: Callable[[ScoredRun], M],
+    build: Callable[[ScoredRun], dict[str, Any]],
     model: type[M],
     check: Callable[[M], str | None],
     *,
@@ -204,9 +205,9 @@ def _export(
             assert record is not None  # a candidate without a record always has a refusal
             report.records_out += 1
             report.out_by_category[record.category.value] += 1
-            sample = typed_sample(build, record, export)
+            line = sample_line(model, build(record), export)
             if write is not None:
-                write(model_line(sample))
+                write(line)
     report.quarantined = sink.records
     report.checks["hallucinated_file_path"] = "enabled" if repo else "skipped (no --repo-root)"
     report.checks["reread"] = "skipped (dry run)" if dry_run else "passed"
@@ -215,13 +216,18 @@ def _export(
     return report.close()
 
 
-def typed_sample(build: Callable[[ScoredRun], M], record: ScoredRun, export: str) -> M:
+def provenance_payload(record: ScoredRun, recorded_at: str) -> dict[str, Any]:
+    return {**record.provenance.model_dump(), "recorded_at": recorded_at}
+
+
+def sample_line(model: type[BaseModel], payload: dict[str, Any], export: str) -> bytes:
     """The firewall's first wall: the sample's type refuses a forbidden category."""
     try:
-        return build(record)
+        return validated_line(model, payload)
     except ValidationError as err:
+        record_id = payload.get("id")
         raise ValidationFailed(
-            f"export {export}: the {export} record type refused {record.id}; nothing was written",
+            f"export {export}: the {export} record type refused {record_id}; nothing was written",
             [format_validation_error(err)],
             hint="this is a bug in distill's export policy: report it",
         ) from err

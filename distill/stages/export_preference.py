@@ -8,27 +8,25 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import tempfile
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from functools import partial
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
 from distill.home import Home
-from distill.jsonio import atomic_writer, model_line
+from distill.jsonio import atomic_writer
 from distill.schemas import (
     Category,
-    Message,
-    PairSide,
     PreferenceSample,
     QuarantineReason,
     ScoredRun,
 )
-from distill.stages.export_datasets import reread_check, typed_sample
+from distill.stages.export_datasets import reread_check, sample_line
 from distill.stages.firewall import (
     Candidate,
     QuarantineSink,
@@ -68,7 +66,8 @@ def export_preference(
             quarantine = stack.enter_context(atomic_writer(quarantine_path)).write
             write = stack.enter_context(atomic_writer(out_path, verify=verify)).write
         sink = QuarantineSink("preference", recorded_at, quarantine)
-        eligible = _Eligible()
+        spill = stack.enter_context(tempfile.TemporaryDirectory(prefix="distill-pairs-"))
+        eligible = _Eligible(Path(spill))
         for candidate in read_candidates(files, repo):
             report.records_in += 1
             refusal = _refusal(candidate)
@@ -82,13 +81,11 @@ def export_preference(
             pairs, used, unpaired = _pair_task(task_rows, handles, sink)
             for chosen, rejected in pairs:
                 kinds[f"accepted>{rejected.category.value}"] += 1
-                sample = typed_sample(
-                    partial(_sample, rejected=rejected, recorded_at=recorded_at),
-                    chosen,
-                    "preference",
+                line = sample_line(
+                    PreferenceSample, _sample(chosen, rejected, recorded_at), "preference"
                 )
                 if write is not None:
-                    write(model_line(sample))
+                    write(line)
             report.records_out += len(used)
             for record, reason in unpaired:
                 sink.record(
@@ -118,35 +115,49 @@ def _refusal(candidate: Candidate) -> tuple[QuarantineReason, str] | None:
 
 
 class _Eligible:
-    """Compact columns (8 bytes each) of the records that may pair, grouped later by task."""
+    """The records that may pair, spilled to per-task-hash partition files (48 bytes each).
 
-    def __init__(self) -> None:
-        self.task, self.code, self.time = array("q"), array("q"), array("q")
-        self.file, self.offset, self.line = array("q"), array("q"), array("q")
+    Grouping by task then needs one partition in memory at a time, so memory stays flat as the
+    streams grow.
+    """
+
+    PARTITIONS = 64
+
+    def __init__(self, folder: Path) -> None:
+        self._paths = [folder / f"part-{index:02d}.bin" for index in range(self.PARTITIONS)]
+        self._files = [open(path, "wb") for path in self._paths]  # noqa: SIM115
 
     def add(self, candidate: Candidate) -> None:
         record = candidate.record
         assert record is not None and record.task_id
-        self.task.append(id_hash(record.task_id))
-        self.code.append(_CODES[record.category])
-        self.time.append(int(datetime.fromisoformat(record.created_at).timestamp() * 1e6))
-        self.file.append(candidate.file_index)
-        self.offset.append(candidate.offset)
-        self.line.append(candidate.line)
+        task = id_hash(record.task_id)
+        moment = int(datetime.fromisoformat(record.created_at).timestamp() * 1e6)
+        row = array(
+            "q",
+            [
+                task,
+                _CODES[record.category],
+                moment,
+                candidate.file_index,
+                candidate.offset,
+                candidate.line,
+            ],
+        )
+        self._files[task % self.PARTITIONS].write(row.tobytes())
 
     def groups(self) -> Iterator[list[tuple[int, int, int]]]:
-        """Per task, (code, file, offset) rows in time, file, line order; tasks in hash order."""
-        if not self.task:
-            return
-        cols = [
-            np.frombuffer(col, dtype=np.int64)
-            for col in (self.task, self.code, self.time, self.file, self.offset, self.line)
-        ]
-        task, code, time, file, offset, line = cols
-        order = np.lexsort((line, file, time, task))
-        bounds = np.flatnonzero(np.diff(task[order])) + 1
-        for group in np.split(order, bounds):
-            yield [(int(code[i]), int(file[i]), int(offset[i])) for i in group]
+        """Per task, (code, file, offset) rows in time, file, line order."""
+        for handle in self._files:
+            handle.close()
+        for path in self._paths:
+            table = np.fromfile(path, dtype=np.int64).reshape(-1, 6)
+            if not len(table):
+                continue
+            task, code, time, file, offset, line = table.T
+            order = np.lexsort((line, file, time, task))
+            bounds = np.flatnonzero(np.diff(task[order])) + 1
+            for group in np.split(order, bounds):
+                yield [(int(code[i]), int(file[i]), int(offset[i])) for i in group]
 
 
 def _pair_task(
@@ -220,32 +231,31 @@ def _as_candidate(record: ScoredRun) -> Candidate:
     )
 
 
-def _side(record: ScoredRun) -> PairSide:
-    assert record.task_id
-    return PairSide(
-        source_run_id=record.id,
-        task_id=record.task_id,
-        sig_hash=record.provenance.sig_hash,
-        category=record.category,
-        stream=record.stream,
-        source_file=record.provenance.source_file,
-        line=record.provenance.line,
-    )
+def _side(record: ScoredRun) -> dict[str, Any]:
+    return {
+        "source_run_id": record.id,
+        "task_id": record.task_id,
+        "sig_hash": record.provenance.sig_hash,
+        "category": record.category.value,
+        "stream": record.stream,
+        "source_file": record.provenance.source_file,
+        "line": record.provenance.line,
+    }
 
 
-def _sample(chosen: ScoredRun, rejected: ScoredRun, recorded_at: str) -> PreferenceSample:
-    assert chosen.task_id
+def _sample(chosen: ScoredRun, rejected: ScoredRun, recorded_at: str) -> dict[str, Any]:
     pair_id = hashlib.sha256(f"{chosen.id}\x00{rejected.id}".encode()).hexdigest()[:16]
-    return PreferenceSample(
-        id=f"pref:{pair_id}",
-        task_id=chosen.task_id,
-        prompt=[Message(role="user", content=chosen.instruction)],
-        chosen=[Message(role="assistant", content=chosen.response)],
-        rejected=[Message(role="assistant", content=rejected.response)],
-        chosen_provenance=_side(chosen),
-        rejected_provenance=_side(rejected),
-        recorded_at=recorded_at,
-    )
+    return {
+        "schema": "preference_sample.v1",
+        "id": f"pref:{pair_id}",
+        "task_id": chosen.task_id,
+        "prompt": [{"role": "user", "content": chosen.instruction}],
+        "chosen": [{"role": "assistant", "content": chosen.response}],
+        "rejected": [{"role": "assistant", "content": rejected.response}],
+        "chosen_provenance": _side(chosen),
+        "rejected_provenance": _side(rejected),
+        "recorded_at": recorded_at,
+    }
 
 
 def _pair_checker() -> Callable[[PreferenceSample], str | None]:

@@ -8,14 +8,12 @@ hallucinated_file_path. The exporter's own category policy comes after them.
 from __future__ import annotations
 
 import hashlib
-from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 import orjson
 from pydantic import ValidationError
 
@@ -92,30 +90,50 @@ def read_candidates(files: list[Path], repo: RepoPaths | None) -> Iterator[Candi
             yield _check(raw.data, raw.line_no, file_index, raw.offset, losers, repo)
 
 
+_BUCKETS = 1 << 24  # 16 MiB of one-byte counters, whatever the input size
+
+
 def duplicate_losers(files: list[Path]) -> set[tuple[int, int]]:
     """(file index, line) of every valid record whose id appeared earlier (by time, then line).
 
-    Keys live in numpy arrays (24 bytes a row), so memory stays flat as streams grow.
+    Memory stays flat as streams grow: a first pass counts ids into a fixed array of buckets,
+    and only lines whose bucket was hit twice (true duplicates plus a few collisions) are
+    validated and ranked in the second pass.
     """
-    keys, times, places = array("q"), array("q"), array("q")
+    buckets = bytearray(_BUCKETS)
+    for record_id, _, _, _ in _ids(files):
+        slot = hash(record_id) % _BUCKETS
+        if buckets[slot] < 2:
+            buckets[slot] += 1
+    ranked: list[tuple[str, int, int, int]] = []
+    for record_id, file_index, line, data in _ids(files):
+        if buckets[hash(record_id) % _BUCKETS] < 2:
+            continue
+        record = _check(data, line, file_index, 0, set(), None).record
+        if record is None:
+            continue  # an invalid copy never evicts a valid one
+        moment = int(datetime.fromisoformat(record.created_at).timestamp() * 1_000_000)
+        ranked.append((record.id, moment, file_index, line))
+    ranked.sort()
+    losers = set()
+    for previous, current in zip(ranked, ranked[1:], strict=False):
+        if previous[0] == current[0]:
+            losers.add((current[2], current[3]))
+    return losers
+
+
+def _ids(files: list[Path]) -> Iterator[tuple[str, int, int, bytes]]:
     for file_index, path in enumerate(files):
         for raw in iter_raw_lines(path):
             if raw.data is None or not raw.data.strip():
                 continue
-            record = _check(raw.data, raw.line_no, file_index, raw.offset, set(), None).record
-            if record is None:
-                continue  # an invalid copy never evicts a valid one
-            keys.append(id_hash(record.id))
-            times.append(int(datetime.fromisoformat(record.created_at).timestamp() * 1_000_000))
-            places.append(file_index << 40 | raw.line_no)
-    if not keys:
-        return set()
-    key_arr, time_arr, place_arr = (np.frombuffer(a, dtype=np.int64) for a in (keys, times, places))
-    order = np.lexsort((place_arr, time_arr, key_arr))
-    sorted_keys = key_arr[order]
-    repeat = np.zeros(len(order), dtype=bool)
-    repeat[1:] = sorted_keys[1:] == sorted_keys[:-1]
-    return {(int(p) >> 40, int(p) & ((1 << 40) - 1)) for p in place_arr[order][repeat]}
+            try:
+                row = orjson.loads(raw.data)
+            except orjson.JSONDecodeError:
+                continue
+            record_id = row.get("id") if isinstance(row, dict) else None
+            if isinstance(record_id, str) and record_id:
+                yield record_id, file_index, raw.line_no, raw.data
 
 
 def _check(

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from distill.config import Config, format_validation_error
 from distill.errors import InputMissingError, ValidationFailed
 from distill.home import Home
-from distill.jsonio import atomic_writer, iter_raw_lines, model_line
+from distill.jsonio import atomic_writer, iter_raw_lines, validated_line
 from distill.schemas import Category, EvidenceRecord, ScoredRun, most_conservative
 from distill.sources import FACTS_STREAM, OBSERVER_STREAM, ScoringContext, Source
 from distill.stages.collect import _remove_stale
@@ -33,10 +36,10 @@ def score(home: Home, config: Config, *, recorded_at: str, dry_run: bool = False
         source = config.sources[name]
         out_path = home.scored_dir / f"{name}.jsonl"
         if dry_run:
-            _score_file(source, path, context, report, write=None)
+            _score_file(source, path, context, report, recorded_at=recorded_at, write=None)
             continue
         with atomic_writer(out_path) as handle:
-            _score_file(source, path, context, report, write=handle.write)
+            _score_file(source, path, context, report, recorded_at=recorded_at, write=handle.write)
         written.add(out_path)
     if not dry_run:
         _remove_stale(home.scored_dir, keep=written)
@@ -51,7 +54,7 @@ def build_context(files: dict[str, Path], config: Config) -> ScoringContext:
     observer_accepted: set[str] = set()
     if OBSERVER_STREAM in files:
         source = config.sources[OBSERVER_STREAM]
-        for record in read_evidence(files[OBSERVER_STREAM]):
+        for record in _scoring_views(files[OBSERVER_STREAM]):
             verdict = source.score(record, ScoringContext())
             if record.task_id and verdict.category is Category.accepted:
                 observer_accepted.add(record.task_id)
@@ -61,7 +64,7 @@ def build_context(files: dict[str, Path], config: Config) -> ScoringContext:
         if name == FACTS_STREAM:
             continue
         source = config.sources[name]
-        for record in read_evidence(path):
+        for record in _scoring_views(path):
             if not record.task_id:
                 continue
             verdict = source.score(record, context)
@@ -71,6 +74,28 @@ def build_context(files: dict[str, Path], config: Config) -> ScoringContext:
     return ScoringContext(
         task_floor=floors, observer_accepted_tasks=context.observer_accepted_tasks
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _ScoringView:
+    task_id: str | None
+    signals: dict[str, Any]
+
+
+def _scoring_views(path: Path) -> Iterator[_ScoringView]:
+    """The first pass reads only what the rules need; the second pass validates every line."""
+    for raw in iter_raw_lines(path):
+        if raw.data is None or not raw.data.strip():
+            continue
+        try:
+            row = orjson.loads(raw.data)
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(row, dict):
+            continue
+        task_id, signals = row.get("task_id"), row.get("signals")
+        if isinstance(signals, dict) and (task_id is None or isinstance(task_id, str)):
+            yield _ScoringView(task_id, signals)
 
 
 def read_evidence(path: Path) -> Iterator[EvidenceRecord]:
@@ -94,16 +119,40 @@ def _score_file(
     context: ScoringContext,
     report: StageReport,
     *,
+    recorded_at: str,
     write: Callable[[bytes], object] | None,
 ) -> None:
-    for record in read_evidence(path):
+    for row, record in _read_evidence_rows(path):
         report.records_in += 1
         verdict = source.score(record, context)
-        scored = ScoredRun.from_evidence(record, verdict.category, verdict.rule)
+        payload = {
+            **row,
+            "schema": "scored_run.v1",
+            "category": verdict.category.value,
+            "rule": verdict.rule,
+            "provenance": {**row["provenance"], "recorded_at": recorded_at},
+        }
+        line = validated_line(ScoredRun, payload)
         report.records_out += 1
         report.out_by_category[verdict.category.value] += 1
         if write is not None:
-            write(model_line(scored))
+            write(line)
+
+
+def _read_evidence_rows(path: Path) -> Iterator[tuple[dict[str, Any], EvidenceRecord]]:
+    for raw in iter_raw_lines(path):
+        if raw.data is None or not raw.data.strip():
+            continue
+        try:
+            row = orjson.loads(raw.data)
+            yield row, EvidenceRecord.model_validate(row)
+        except (orjson.JSONDecodeError, ValidationError) as err:
+            detail = format_validation_error(err) if isinstance(err, ValidationError) else str(err)
+            raise ValidationFailed(
+                f"{path}:{raw.line_no} is not valid evidence.v1",
+                [detail],
+                hint="rerun `distill collect` to regenerate the evidence files",
+            ) from err
 
 
 def _evidence_files(home: Home, config: Config) -> dict[str, Path]:
