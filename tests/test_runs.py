@@ -230,3 +230,17 @@ def test_acceptance_catches_a_dropped_row(monkeypatch: pytest.MonkeyPatch, tmp_p
         "row accounting balances at every stage",
         "every fixture row has its expected category",
     }
+
+
+def test_different_outputs_after_a_code_change_warn_instead(sample_home: Home) -> None:
+    first = _run(sample_home).summary
+    tampered = [
+        r.model_copy(update={"output_hash": "0" * 64, "code_hash": "1" * 64})
+        if r.stage == "score"
+        else r
+        for r in first.stages
+    ]
+    previous = first.model_copy(update={"stages": tampered, "run_id": "earlier"})
+    drift = compare_runs(first, previous, 0.2)
+    assert drift.level == "warn"
+    assert [(f.stage, f.kind) for f in drift.findings] == [("score", "code_change")]

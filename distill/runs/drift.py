@@ -68,15 +68,17 @@ def _stage_findings(now: StageReceipt, old: StageReceipt, threshold: float) -> l
         and now.output_hash != old.output_hash
         and now.status == old.status == "passed"
     ):
+        same_code = now.code_hash == old.code_hash
         findings.append(
             DriftFinding(
-                level="alert",
+                level="alert" if same_code else "warn",
                 stage=stage,
-                kind="determinism",
+                kind="determinism" if same_code else "code_change",
                 metric="output_hash",
                 previous=old.output_hash,
                 current=now.output_hash,
-                message=f"{stage}: same input_hash, different output_hash",
+                message=f"{stage}: same input_hash, different output_hash"
+                + ("" if same_code else " (distill's code changed in between)"),
             )
         )
     if now.status != "passed" and old.status == "passed":

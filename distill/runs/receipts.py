@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import subprocess
 from datetime import UTC, datetime
@@ -43,6 +44,17 @@ def aggregate_hash(files: list[FileDigest], params: dict[str, Any] | None = None
     return digest.hexdigest()
 
 
+@functools.cache
+def code_hash() -> str:
+    """sha256 over distill's own source files: the same code gives the same hash."""
+    package = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def git_sha(folder: Path) -> str | None:
     """HEAD of the git work tree holding ``folder``, if there is one."""
     try:
@@ -78,6 +90,7 @@ def receipt_from_report(
         status="passed" if report.passed else "failed",
         reason=None if report.passed else (report.errors[0] if report.errors else "failed"),
         git_sha=sha,
+        code_hash=code_hash(),
         params=params,
         inputs=inputs,
         outputs=outputs,
@@ -130,6 +143,7 @@ def failed_receipt(
         status="failed",
         reason=errors[0] if errors else "failed",
         git_sha=sha,
+        code_hash=code_hash(),
         params=params,
         inputs=[],
         outputs=[],
@@ -150,6 +164,7 @@ def not_run_receipt(run_id: str, stage: str, reason: str, *, sha: str | None) ->
         status="not_run",
         reason=reason,
         git_sha=sha,
+        code_hash=code_hash(),
         params={},
         inputs=[],
         outputs=[],

@@ -43,6 +43,7 @@ class StageReceipt(Record):
     status: StageStatus
     reason: str | None = Field(default=None, description="why the stage failed or did not run")
     git_sha: str | None
+    code_hash: Sha256Hex | None = Field(description="sha256 of distill's own source files")
     params: dict[str, Any]
     inputs: list[FileDigest]
     outputs: list[FileDigest]
@@ -82,7 +83,7 @@ class RunSummary(Record):
 class DriftFinding(Record):
     level: Literal["warn", "alert"]
     stage: str
-    kind: Literal["count", "category", "new_error_class", "determinism"]
+    kind: Literal["count", "category", "new_error_class", "determinism", "code_change"]
     metric: str
     previous: float | str | None
     current: float | str | None
