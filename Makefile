@@ -9,6 +9,8 @@ RECORDED_AT ?= 2026-01-01T00:00:00Z
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	# the CPU build of torch first: an unpinned torch would pull a multi-GB CUDA build
+	$(BIN)/pip install --quiet torch==2.13.0
 
 install: $(BIN)/python
 	$(BIN)/pip install --quiet -e .

@@ -27,7 +27,7 @@ export_datasets = importlib.import_module("distill.stages.export_datasets")
 export_preference = importlib.import_module("distill.stages.export_preference")
 collect_module = importlib.import_module("distill.stages.collect")
 runner = CliRunner()
-STAGES = ["collect", "score", "export_rag", "export_sft", "export_preference"]
+STAGES = ["collect", "score", "export_rag", "export_sft", "export_preference", "index"]
 
 
 @pytest.fixture
@@ -38,7 +38,12 @@ def sample_home(tmp_path: Path) -> Home:
 
 
 def _run(home: Home, **options: Any) -> Any:
-    opts = RunOptions(recorded_at=RECORDED_AT, repo_root=FIXTURES / "sample" / "repo", **options)
+    opts = RunOptions(
+        recorded_at=RECORDED_AT,
+        repo_root=FIXTURES / "sample" / "repo",
+        embedder="hash-384",
+        **options,
+    )
     return run_all(home, load_config(home.config_path), opts)
 
 
@@ -137,6 +142,7 @@ def test_failed_stage_stops_the_rest_and_exits_nonzero(
         "export_rag": "failed",
         "export_sft": "not_run",
         "export_preference": "not_run",
+        "index": "not_run",
     }
     assert not sample_home.export_path("rag").exists()  # the forbidden file never landed
 

@@ -22,6 +22,7 @@ from distill.cli.common import (
     table,
 )
 from distill.cli.export import IncludePartialOpt, IncludeReviewOpt
+from distill.cli.index import EmbedderOpt, IndexDirOpt, SeedOpt
 from distill.errors import ValidationFailed
 from distill.runs import RunOptions, find_run, load_summary, resolve_threshold, run_all
 from distill.runs.acceptance import DEFAULT_FIXTURE, run_acceptance, write_acceptance_report
@@ -47,9 +48,13 @@ def run_all_command(
     include_partial: IncludePartialOpt = False,
     repo_root: RepoRootOpt = None,
     drift_threshold: DriftOpt = None,
+    embedder: EmbedderOpt = None,
+    seed: SeedOpt = 0,
+    index_dir: IndexDirOpt = None,
+    no_index: Annotated[bool, typer.Option("--no-index", help="Skip the index stage.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """collect → score → export rag → export sft → export preference under one run id.
+    """collect → score → export rag → export sft → export preference → index, one run id.
 
     Writes reports/distillation/<run_id>/: a receipt per stage, summary.json, summary.md and
     drift.json. A failed stage stops the ones after it; the exit code is then 1.
@@ -61,6 +66,10 @@ def run_all_command(
         include_review=include_review,
         include_partial=include_partial,
         drift_threshold=resolve_threshold(drift_threshold),
+        index=not no_index,
+        embedder=embedder,
+        seed=seed,
+        index_uri=index_dir,
     )
     with err_console.status("run-all…") as status:
         result = run_all(

@@ -19,10 +19,12 @@ import distill
 from distill.config import load_config
 from distill.home import Home
 from distill.jsonio import iter_raw_lines, write_bytes_atomic
-from distill.runs.checks import CheckResult, dataset_checks, file_checks
+from distill.runs.checks import CheckResult, dataset_checks, file_checks, index_checks
 from distill.runs.runner import RunOptions, RunResult, run_all
 
 ACCEPTANCE_RECORDED_AT = "2026-01-01T00:00:00Z"
+ACCEPTANCE_EMBEDDER = "hash-384"  # the seeded embedder: identical vectors on every machine
+KNOWN_QUERY_ID = "scrum_reviews:SR-0001"  # its own instruction must retrieve it first
 DEFAULT_FIXTURE = Path(distill.__file__).resolve().parent.parent / "fixtures" / "acceptance"
 
 
@@ -86,7 +88,9 @@ def run_acceptance(
         shutil.copytree(fixture, home.root)
         if runs:  # the second run sees the first as its previous run: its drift must be "ok"
             shutil.copytree(runs[0].home.reports_dir, home.reports_dir)
-        options = RunOptions(recorded_at=ACCEPTANCE_RECORDED_AT, repo_root=_repo(home))
+        options = RunOptions(
+            recorded_at=ACCEPTANCE_RECORDED_AT, repo_root=_repo(home), embedder=ACCEPTANCE_EMBEDDER
+        )
         result = run_all(home, load_config(home.config_path), options, on_stage=on_stage)
         runs.append(AcceptanceRun(home, result))
     checks = list(_all_checks(runs, expected))
@@ -124,6 +128,7 @@ def _all_checks(runs: list[AcceptanceRun], expected: dict[str, Any]) -> Iterator
         )
         yield from (check.prefixed(label) for check in file_checks(run.home, run.result.folder))
     yield from dataset_checks(first.home, expected)
+    yield from index_checks(first.home, KNOWN_QUERY_ID)
     yield from _cross_run_checks(first.result, second.result)
 
 

@@ -316,3 +316,43 @@ def _in_export(home: Home, export: str, record_id: str, pref: list[dict[str, Any
 
 def _missing_detail(missing: list[Any], total: int) -> str:
     return f"missing {missing[:5]}" if missing else f"{total} found"
+
+
+def index_checks(home: Home, known_id: str) -> Iterator[CheckResult]:
+    """The index mirrors the RAG export, and a known query finds its record first."""
+    from distill.errors import DistillError
+    from distill.index import PlaybookStore, Retriever
+
+    export = {r["id"]: r["provenance"]["sig_hash"] for r in rows(home.export_path("rag"))}
+    try:
+        store = PlaybookStore(str(home.index_dir))
+        indexed = {r["id"]: r["sig_hash"] for r in store.rows(["id", "sig_hash"])}
+        stats = store.stats()
+    except DistillError as err:
+        yield CheckResult("index rows == RAG export rows", False, str(err))
+        return
+    same = indexed == export
+    yield CheckResult(
+        "index rows == RAG export rows",
+        same,
+        f"{len(indexed)} rows, ids and sig_hashes match"
+        if same
+        else f"index {len(indexed)} vs export {len(export)}; "
+        f"missing {sorted(set(export) - set(indexed))[:3]}",
+    )
+    yield CheckResult(
+        "index has no unindexed rows",
+        stats["unindexed_rows"] == 0,
+        f"{stats['unindexed_rows']} unindexed",
+    )
+    record = next((r for r in rows(home.export_path("rag")) if r["id"] == known_id), None)
+    if record is None:
+        yield CheckResult("a known query returns its record first", False, f"{known_id} absent")
+        return
+    hits = Retriever(store).search(record["instruction"], mode="hybrid", top_k=3)
+    first = hits[0].id if hits else None
+    yield CheckResult(
+        "a known query returns its record first",
+        first == known_id,
+        f"{record['instruction'][:50]!r} → {first}",
+    )

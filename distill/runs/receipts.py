@@ -95,7 +95,7 @@ def receipt_from_report(
         inputs=inputs,
         outputs=outputs,
         input_hash=aggregate_hash(inputs, params),
-        output_hash=aggregate_hash(outputs),
+        output_hash=report.content_hash or aggregate_hash(outputs),
         counts=StageCounts(
             records_in=report.records_in,
             records_out=report.records_out,

@@ -46,6 +46,10 @@ class RunOptions:
     include_review: bool = False
     include_partial: bool = False
     drift_threshold: float = 0.2
+    index: bool = True
+    embedder: str | None = None  # None: $DISTILL_EMBEDDER, else minilm
+    seed: int = 0
+    index_uri: str | None = None
 
 
 @dataclass
@@ -59,7 +63,7 @@ class RunResult:
 def pipeline_stages(home: Home, config: Config, options: RunOptions) -> list[tuple[str, StageFn]]:
     """The stages of run-all, in order. Later stages read what earlier ones wrote."""
     stamp, repo = options.recorded_at, options.repo_root
-    return [
+    stages: list[tuple[str, StageFn]] = [
         ("collect", lambda: collect(home, config, recorded_at=stamp)),
         ("score", lambda: score(home, config, recorded_at=stamp)),
         (
@@ -76,6 +80,18 @@ def pipeline_stages(home: Home, config: Config, options: RunOptions) -> list[tup
         ),
         ("export_preference", lambda: export_preference(home, recorded_at=stamp, repo_root=repo)),
     ]
+    if options.index:
+        stages.append(("index", lambda: _index_stage(home, options)))
+    return stages
+
+
+def _index_stage(home: Home, options: RunOptions) -> StageReport:
+    from distill.index import make_embedder
+    from distill.index.stage import index_export
+    from distill.index.store import resolve_index_uri
+
+    uri = resolve_index_uri(options.index_uri, home.index_dir)
+    return index_export(home, uri, make_embedder(options.embedder, seed=options.seed))[0]
 
 
 def new_run_id() -> str:

@@ -26,6 +26,7 @@ class StageReport:
     warnings: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     dry_run: bool = False
+    content_hash: str | None = None  # for outputs that are not files (the index table)
 
     @property
     def skipped_total(self) -> int:

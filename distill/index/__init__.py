@@ -1,0 +1,26 @@
+"""The index: embedders, the LanceDB store and hybrid search."""
+
+from distill.index.embedders import (
+    Embedder,
+    HashingEmbedder,
+    SentenceTransformerEmbedder,
+    embedder_for,
+    make_embedder,
+)
+from distill.index.search import Retriever, SearchHit, fuse
+from distill.index.store import IndexManifest, IndexReport, PlaybookStore, read_playbooks
+
+__all__ = [
+    "Embedder",
+    "HashingEmbedder",
+    "IndexManifest",
+    "IndexReport",
+    "PlaybookStore",
+    "Retriever",
+    "SearchHit",
+    "SentenceTransformerEmbedder",
+    "embedder_for",
+    "fuse",
+    "make_embedder",
+    "read_playbooks",
+]

@@ -1,0 +1,171 @@
+"""Search over the published table: vector, full-text (BM25) and hybrid fusion.
+
+Hybrid is reciprocal-rank fusion with K=60 by default (``fusion="rrf"``), or a weighted sum of
+min-max-normalised scores (``fusion="weighted"``, ``alpha`` = weight of the vector side).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from distill.errors import ConfigError, DistillError
+from distill.index.embedders import Embedder, embedder_for
+from distill.index.store import IndexManifest, PlaybookStore
+
+Mode = Literal["hybrid", "vector", "fts"]
+Fusion = Literal["rrf", "weighted"]
+RRF_K = 60
+_COLUMNS = [
+    "id",
+    "title",
+    "text",
+    "category",
+    "source",
+    "task_id",
+    "file_paths",
+    "validation_steps",
+    "sig_hash",
+]
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    id: str
+    score: float
+    title: str
+    text: str
+    category: str
+    source: str
+    task_id: str | None
+    file_paths: list[str]
+    validation_steps: list[str]
+    sig_hash: str
+    ranks: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+class Retriever:
+    """A table pinned at its published version plus the embedder it was built with.
+
+    Open once and query many times (the warm path of ``distill serve``).
+    """
+
+    def __init__(self, store: PlaybookStore, embedder: Embedder | None = None) -> None:
+        self.manifest: IndexManifest = store.require_manifest()
+        if self.manifest.rows == 0:
+            raise DistillError(f"the index at {store.uri} is empty",
+                               hint="export accepted playbooks, then `distill index update`")
+        self.embedder = embedder or embedder_for(self.manifest.embedder)
+        store.check_embedder(self.embedder, self.manifest)
+        self.table = store.open(self.manifest)
+
+    @property
+    def version(self) -> int:
+        return self.manifest.version
+
+    def search(
+        self,
+        query: str,
+        *,
+        mode: Mode = "hybrid",
+        top_k: int = 8,
+        category: str | None = None,
+        source: str | None = None,
+        fusion: Fusion = "rrf",
+        alpha: float = 0.5,
+        candidates: int | None = None,
+    ) -> list[SearchHit]:
+        if top_k < 1:
+            raise ConfigError("--top-k must be at least 1")
+        if not query.strip():
+            raise ConfigError("the query is empty")
+        where = _where(category, source)
+        pool = candidates or max(100, top_k * 4)
+        if mode == "vector":
+            return self._hits(self._vector(query, top_k, where), "vector")[:top_k]
+        if mode == "fts":
+            return self._hits(self._fts(query, top_k, where), "fts")[:top_k]
+        vector = self._vector(query, pool, where)
+        text = self._fts(query, pool, where)
+        return fuse(vector, text, fusion=fusion, alpha=alpha)[:top_k]
+
+    def _vector(self, query: str, limit: int, where: str | None) -> list[dict[str, Any]]:
+        vector = self.embedder.embed([query])[0]
+        builder = self.table.search(vector, query_type="vector").distance_type("cosine")
+        if where:
+            builder = builder.where(where, prefilter=True)
+        rows = builder.limit(limit).select([*_COLUMNS, "_distance"]).to_list()
+        for row in rows:
+            row["_raw_score"] = 1.0 - float(row.pop("_distance"))
+        return list(rows)
+
+    def _fts(self, query: str, limit: int, where: str | None) -> list[dict[str, Any]]:
+        builder = self.table.search(query, query_type="fts", fts_columns="text")
+        if where:
+            builder = builder.where(where, prefilter=True)
+        rows = builder.limit(limit).select([*_COLUMNS, "_score"]).to_list()
+        for row in rows:
+            row["_raw_score"] = float(row.pop("_score"))
+        return list(rows)
+
+    @staticmethod
+    def _hits(rows: list[dict[str, Any]], mode: str) -> list[SearchHit]:
+        return [_hit(row, row["_raw_score"], {mode: rank}) for rank, row in enumerate(rows, 1)]
+
+
+def fuse(
+    vector: list[dict[str, Any]],
+    text: list[dict[str, Any]],
+    *,
+    fusion: Fusion = "rrf",
+    alpha: float = 0.5,
+    k: int = RRF_K,
+) -> list[SearchHit]:
+    """Fuse two ranked lists: RRF (sum of 1/(k+rank)) or weighted min-max scores."""
+    rows: dict[str, dict[str, Any]] = {}
+    ranks: dict[str, dict[str, int]] = {}
+    scores: dict[str, float] = {}
+    for name, hits, weight in (("vector", vector, alpha), ("fts", text, 1.0 - alpha)):
+        normalised = _min_max([row["_raw_score"] for row in hits])
+        for rank, (row, norm) in enumerate(zip(hits, normalised, strict=True), 1):
+            rows.setdefault(row["id"], row)
+            ranks.setdefault(row["id"], {})[name] = rank
+            gain = 1.0 / (k + rank) if fusion == "rrf" else weight * norm
+            scores[row["id"]] = scores.get(row["id"], 0.0) + gain
+    order = sorted(scores, key=lambda key: (-scores[key], key))
+    return [_hit(rows[key], scores[key], ranks[key]) for key in order]
+
+
+def _min_max(values: list[float]) -> list[float]:
+    if not values:
+        return []
+    low, high = min(values), max(values)
+    return [1.0 if high == low else (v - low) / (high - low) for v in values]
+
+
+def _hit(row: dict[str, Any], score: float, ranks: dict[str, int]) -> SearchHit:
+    return SearchHit(
+        id=row["id"],
+        score=round(float(score), 6),
+        title=row["title"],
+        text=row["text"],
+        category=row["category"],
+        source=row["source"],
+        task_id=row["task_id"] or None,
+        file_paths=list(row["file_paths"] or []),
+        validation_steps=list(row["validation_steps"] or []),
+        sig_hash=row["sig_hash"],
+        ranks=ranks,
+    )
+
+
+def _where(category: str | None, source: str | None) -> str | None:
+    clauses = [
+        f"{column} = '{value.replace(chr(39), chr(39) * 2)}'"
+        for column, value in (("category", category), ("source", source))
+        if value
+    ]
+    return " AND ".join(clauses) or None

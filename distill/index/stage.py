@@ -1,0 +1,91 @@
+"""The index stage: build or update the table from the RAG export, as run-all runs it."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from distill.home import Home
+from distill.index.embedders import Embedder, Progress
+from distill.index.store import (
+    DEFAULT_ANN_THRESHOLD,
+    IndexReport,
+    PlaybookStore,
+    read_playbooks,
+    source_digest,
+)
+from distill.jsonio import canonical_json
+from distill.stages.report import StageReport
+
+
+def index_export(
+    home: Home,
+    uri: str,
+    embedder: Embedder,
+    *,
+    rebuild: bool = False,
+    ann_threshold: int = DEFAULT_ANN_THRESHOLD,
+    progress: Progress | None = None,
+) -> tuple[StageReport, IndexReport]:
+    """Update the index from ``exports/rag/playbooks.jsonl`` (or rebuild it from scratch).
+
+    An update embeds only new or changed rows; a missing index or another embedder means a
+    full build.
+    """
+    export = home.export_path("rag")
+    samples = read_playbooks(export)
+    store = PlaybookStore(uri)
+    manifest = store.manifest()
+    same_embedder = manifest is not None and manifest.embedder == embedder.identity()
+    action = "update" if (manifest is not None and same_embedder and not rebuild) else "build"
+    run = store.update if action == "update" else store.build
+    digest = source_digest(export)
+    result = run(
+        samples, embedder, source_sha256=digest, ann_threshold=ann_threshold, progress=progress
+    )
+    report = StageReport(
+        "index",
+        params={
+            "uri": uri,
+            "embedder": embedder.identity(),
+            "action": action,
+            "ann_threshold": ann_threshold,
+        },
+    )
+    report.inputs = [export]
+    report.records_in = len(samples)
+    report.records_out = store.stats()["rows"]
+    report.out_by_category.update(s.category.value for s in samples)
+    report.extra.update(
+        {
+            "table_version": result.version,
+            "embedded": result.embedded,
+            "inserted": result.inserted,
+            "updated": result.updated,
+            "deleted": result.deleted,
+            "ann_index": result.ann_index,
+        }
+    )
+    report.content_hash = table_content_hash(store)
+    report.checks["index_matches_export"] = (
+        "passed" if report.records_out == len(samples) else "failed"
+    )
+    if report.records_out != len(samples):
+        report.errors.append(f"index holds {report.records_out} rows, export {len(samples)}")
+    return report.close(), result
+
+
+def table_content_hash(store: PlaybookStore) -> str:
+    """sha256 over (id, sig_hash, vector) sorted by id: the table's content, not its history."""
+    rows = store.open().to_arrow().select(["id", "sig_hash", "vector"]).to_pylist()
+    digest = hashlib.sha256(canonical_json(store.require_manifest().embedder))
+    for row in sorted(rows, key=lambda r: r["id"]):
+        digest.update(f"{row['id']}\0{row['sig_hash']}\0".encode())
+        digest.update(np.asarray(row["vector"], dtype=np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def default_index_uri(home: Home) -> str:
+    return str(Path(home.index_dir))

@@ -1,0 +1,317 @@
+"""The LanceDB store: one table ``playbooks`` and a manifest that pins the published version.
+
+Readers open the version the manifest names, so a build or update in progress (new rows written,
+indexes not yet rebuilt) is never visible: the manifest is replaced atomically, last.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from distill.errors import DistillError, InputMissingError
+from distill.index.embedders import Embedder, Progress
+from distill.jsonio import file_sha256, iter_raw_lines, write_bytes_atomic
+from distill.schemas import RagSample
+
+os.environ.setdefault("LANCE_LOG", "error")  # lance's Rust warnings are noise on a CLI's stderr
+TABLE = "playbooks"
+INDEX_ENV = "DISTILL_INDEX_URI"
+DEFAULT_ANN_THRESHOLD = 100_000
+# Pinned explicitly: LanceDB's defaults have changed between releases.
+FTS_SETTINGS: dict[str, Any] = {
+    "base_tokenizer": "simple",
+    "language": "English",
+    "stem": True,
+    "remove_stop_words": True,
+    "lower_case": True,
+    "ascii_folding": True,
+    "max_token_length": 40,
+    "with_position": False,
+}
+
+
+class IndexManifest(BaseModel):
+    """What a reader needs to open the published table: version, embedder, settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_: Literal["index_manifest.v1"] = Field(default="index_manifest.v1", alias="schema")
+    table: str = TABLE
+    version: int
+    rows: int
+    embedder: dict[str, Any]
+    fts: dict[str, Any]
+    ann_index: bool
+    source_sha256: str | None
+
+
+@dataclass
+class IndexReport:
+    """What build/update did, for the CLI and the index stage receipt."""
+
+    rows: int = 0
+    embedded: int = 0
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    version: int = 0
+    ann_index: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_index_uri(flag: str | None, home_index: Path) -> str:
+    """``--index-dir`` > ``$DISTILL_INDEX_URI`` > ``<home>/index``; any URI LanceDB accepts."""
+    return flag or os.environ.get(INDEX_ENV) or str(home_index)
+
+
+def read_playbooks(path: Path) -> list[RagSample]:
+    if not path.is_file():
+        raise InputMissingError(f"no RAG export at {path}", hint="run `distill export rag` first")
+    samples = []
+    for raw in iter_raw_lines(path):
+        if raw.data is None or not raw.data.strip():
+            continue
+        try:
+            samples.append(RagSample.model_validate_json(raw.data))
+        except ValidationError as err:
+            raise DistillError(
+                f"{path}:{raw.line_no} is not a valid rag_sample.v1",
+                hint="rerun `distill export rag`",
+            ) from err
+    return samples
+
+
+def _row(sample: RagSample, vector: Sequence[float]) -> dict[str, Any]:
+    return {
+        "id": sample.id,
+        "text": sample.text,
+        "title": sample.title,
+        "category": sample.category.value,
+        "source": sample.source,
+        "task_id": sample.task_id or "",
+        "file_paths": sample.file_paths,
+        "validation_steps": sample.validation_steps,
+        "sig_hash": sample.provenance.sig_hash,
+        "vector": list(vector),
+    }
+
+
+def _row_model(dim: int) -> type[Any]:
+    from lancedb.pydantic import LanceModel, Vector
+
+    class PlaybookRow(LanceModel):
+        id: str
+        text: str
+        title: str
+        category: str
+        source: str
+        task_id: str
+        file_paths: list[str]
+        validation_steps: list[str]
+        sig_hash: str
+        vector: Vector(dim)  # type: ignore[valid-type]
+
+    return PlaybookRow
+
+
+class PlaybookStore:
+    """One LanceDB database holding the ``playbooks`` table and its manifest."""
+
+    def __init__(self, uri: str) -> None:
+        try:
+            import lancedb
+        except ImportError as err:  # pragma: no cover - depends on the install
+            raise DistillError(
+                "lancedb is not installed", hint="pip install 'distill[index]'"
+            ) from err
+        self.uri = uri
+        self._db = lancedb.connect(uri)
+
+    @property
+    def manifest_path(self) -> Path:
+        return Path(self.uri) / f"{TABLE}.manifest.json"
+
+    def manifest(self) -> IndexManifest | None:
+        if not self.manifest_path.is_file():
+            return None
+        return IndexManifest.model_validate_json(self.manifest_path.read_bytes())
+
+    def require_manifest(self) -> IndexManifest:
+        manifest = self.manifest()
+        if manifest is None:
+            raise InputMissingError(f"no index at {self.uri}", hint="run `distill index build`")
+        return manifest
+
+    def open(self, manifest: IndexManifest | None = None) -> Any:
+        """The published table, pinned at the manifest's version (read-only)."""
+        manifest = manifest or self.require_manifest()
+        table = self._db.open_table(TABLE)
+        table.checkout(manifest.version)
+        return table
+
+    def check_embedder(self, embedder: Embedder, manifest: IndexManifest) -> None:
+        stored, given = manifest.embedder, embedder.identity()
+        if stored != given:
+            raise DistillError(
+                f"the index was built with embedder {stored.get('name')} "
+                f"(dim {stored.get('dim')}, seed {stored.get('seed')}); "
+                f"this run uses {given.get('name')} (dim {given.get('dim')})",
+                hint=f"use --embedder {stored.get('name')}, or rebuild: "
+                f"distill index build --embedder {given.get('name')}",
+            )
+
+    def build(
+        self,
+        samples: list[RagSample],
+        embedder: Embedder,
+        *,
+        source_sha256: str | None = None,
+        ann_threshold: int = DEFAULT_ANN_THRESHOLD,
+        progress: Progress | None = None,
+    ) -> IndexReport:
+        """Embed every sample and publish a fresh table version with its indexes."""
+        import pyarrow as pa
+
+        vectors = embedder.embed([s.text for s in samples], progress)
+        model = _row_model(embedder.dim)
+        schema = model.to_arrow_schema()
+        data = pa.Table.from_pylist(
+            [_row(s, v) for s, v in zip(samples, vectors, strict=True)], schema=schema
+        )
+        table = self._db.create_table(TABLE, data=data, schema=schema, mode="overwrite")
+        ann = self._refresh_indexes(table, ann_threshold, rebuild=True)
+        self._publish(table, embedder, source_sha256, ann)
+        return IndexReport(
+            rows=len(samples),
+            embedded=len(samples),
+            inserted=len(samples),
+            version=table.version,
+            ann_index=ann,
+        )
+
+    def update(
+        self,
+        samples: list[RagSample],
+        embedder: Embedder,
+        *,
+        source_sha256: str | None = None,
+        ann_threshold: int = DEFAULT_ANN_THRESHOLD,
+        progress: Progress | None = None,
+    ) -> IndexReport:
+        """Embed only new or changed rows (by sig_hash), merge on id, delete rows gone."""
+        manifest = self.require_manifest()
+        self.check_embedder(embedder, manifest)
+        table = self._db.open_table(TABLE)
+        current = table.to_arrow().select(["id", "sig_hash"]).to_pylist()
+        known = {row["id"]: row["sig_hash"] for row in current}
+        wanted = {s.id: s for s in samples}
+        changed = [s for s in samples if known.get(s.id) != s.provenance.sig_hash]
+        gone = sorted(set(known) - set(wanted))
+        report = IndexReport(
+            rows=len(samples),
+            embedded=len(changed),
+            inserted=sum(1 for s in changed if s.id not in known),
+            updated=sum(1 for s in changed if s.id in known),
+            deleted=len(gone),
+            unchanged=len(samples) - len(changed),
+        )
+        if changed:
+            vectors = embedder.embed([s.text for s in changed], progress)
+            rows = [_row(s, v) for s, v in zip(changed, vectors, strict=True)]
+            (
+                table.merge_insert("id")
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute(rows)
+            )
+        for chunk in _chunks(gone, 500):
+            table.delete("id IN (" + ", ".join(_sql_str(i) for i in chunk) + ")")
+        ann = self._refresh_indexes(table, ann_threshold, rebuild=False)
+        self._publish(table, embedder, source_sha256, ann)
+        report.version, report.ann_index = table.version, ann
+        return report
+
+    def _refresh_indexes(self, table: Any, ann_threshold: int, *, rebuild: bool) -> bool:
+        """FTS always (once data exists); the ANN index only past ``ann_threshold`` rows."""
+        from lancedb.index import FTS, HnswSq
+
+        rows = table.count_rows()
+        if rows == 0:
+            return False
+        names = {index.name for index in table.list_indices()}
+        if rebuild or "text_idx" not in names:
+            table.create_index("text", config=FTS(**FTS_SETTINGS), replace=True)
+        ann = rows >= ann_threshold
+        if ann and (rebuild or "vector_idx" not in names):
+            table.create_index("vector", config=HnswSq(distance_type="cosine"), replace=True)
+        if not rebuild:
+            table.optimize()  # folds new rows into the FTS and vector indexes
+        return ann or "vector_idx" in names
+
+    def _publish(
+        self, table: Any, embedder: Embedder, source_sha256: str | None, ann: bool
+    ) -> None:
+        manifest = IndexManifest(
+            version=table.version,
+            rows=table.count_rows(),
+            embedder=embedder.identity(),
+            fts=FTS_SETTINGS,
+            ann_index=ann,
+            source_sha256=source_sha256,
+        )
+        self.manifest_path.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(
+            self.manifest_path,
+            orjson.dumps(
+                manifest.model_dump(mode="json", by_alias=True),
+                option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS,
+            ),
+        )
+
+    def stats(self) -> dict[str, Any]:
+        manifest = self.require_manifest()
+        table = self.open(manifest)
+        unindexed = 0
+        for index in table.list_indices():
+            stats = table.index_stats(index.name)
+            unindexed = max(unindexed, stats.num_unindexed_rows if stats else 0)
+        return {
+            "uri": self.uri,
+            "table": TABLE,
+            "version": manifest.version,
+            "rows": table.count_rows(),
+            "embedder": manifest.embedder,
+            "indexes": sorted(index.name for index in table.list_indices()),
+            "unindexed_rows": unindexed,
+            "ann_index": manifest.ann_index,
+            "size_bytes": _folder_size(Path(self.uri)),
+            "fts": manifest.fts,
+        }
+
+    def rows(self, columns: list[str]) -> list[dict[str, Any]]:
+        return list(self.open().to_arrow().select(columns).to_pylist())
+
+
+def source_digest(path: Path) -> str:
+    return file_sha256(path)
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _folder_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
