@@ -18,11 +18,12 @@ install: $(BIN)/python
 install-dev: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 
-## demo: copy the sample corpus into ./data/_kb, run the whole pipeline, print the summary
+## demo: copy the sample corpus into ./data/_kb, run the pipeline and the index, search it
 demo: install
 	mkdir -p data/_kb
 	cp fixtures/sample/data/_kb/*.jsonl data/_kb/
 	$(BIN)/distill run-all --recorded-at $(RECORDED_AT) --repo-root fixtures/sample/repo
+	$(BIN)/distill index search "make the payments webhook idempotent" --top-k 5
 
 ## test: install dev extras, lint, type-check, run the whole suite
 test: install-dev

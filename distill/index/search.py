@@ -56,8 +56,10 @@ class Retriever:
     def __init__(self, store: PlaybookStore, embedder: Embedder | None = None) -> None:
         self.manifest: IndexManifest = store.require_manifest()
         if self.manifest.rows == 0:
-            raise DistillError(f"the index at {store.uri} is empty",
-                               hint="export accepted playbooks, then `distill index update`")
+            raise DistillError(
+                f"the index at {store.uri} is empty",
+                hint="export accepted playbooks, then `distill index update`",
+            )
         self.embedder = embedder or embedder_for(self.manifest.embedder)
         store.check_embedder(self.embedder, self.manifest)
         self.table = store.open(self.manifest)

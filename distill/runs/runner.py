@@ -110,7 +110,7 @@ def run_all(
     """Run every stage; a failed stage stops the ones after it (their receipts say not_run)."""
     run_id = new_run_id()
     folder = home.reports_dir / run_id
-    previous = latest_summary(home)
+    previous, unreadable = _previous_summary(home)
     sha = git_sha(home.root)
     started = utc_now()
     receipts: list[StageReceipt] = []
@@ -128,6 +128,8 @@ def run_all(
         receipts.append(receipt)
     summary = _summary(home, run_id, options, receipts, sha, started, failed)
     drift = compare_runs(summary, previous, options.drift_threshold)
+    if unreadable:
+        drift = drift.model_copy(update={"message": f"{drift.message} ({unreadable})"})
     summary = summary.model_copy(update={"drift_level": drift.level})
     write_json_atomic(folder / "drift.json", drift.model_dump(mode="json", by_alias=True))
     write_json_atomic(folder / "summary.json", summary.model_dump(mode="json", by_alias=True))
@@ -215,6 +217,14 @@ def run_folders(home: Home) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if p.is_dir() and (p / "summary.json").is_file())
+
+
+def _previous_summary(home: Home) -> tuple[RunSummary | None, str | None]:
+    """The newest run this folder holds; an unreadable one is named, never fatal."""
+    try:
+        return latest_summary(home), None
+    except DistillError as err:
+        return None, f"previous run unreadable, compared against nothing: {str(err)[:120]}"
 
 
 def latest_summary(home: Home) -> RunSummary | None:

@@ -43,7 +43,9 @@ class StageReceipt(Record):
     status: StageStatus
     reason: str | None = Field(default=None, description="why the stage failed or did not run")
     git_sha: str | None
-    code_hash: Sha256Hex | None = Field(description="sha256 of distill's own source files")
+    code_hash: Sha256Hex | None = Field(
+        default=None, description="sha256 of distill's own source files"
+    )
     params: dict[str, Any]
     inputs: list[FileDigest]
     outputs: list[FileDigest]
