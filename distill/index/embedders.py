@@ -80,6 +80,7 @@ class SentenceTransformerEmbedder:
     def __init__(self, model: str | None = None, batch_size: int = 64) -> None:
         self.path = model or default_model_path()
         self.batch_size = batch_size
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # read at import: never reach for a hub
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as err:  # pragma: no cover - depends on the install
@@ -87,7 +88,6 @@ class SentenceTransformerEmbedder:
                 "sentence-transformers is not installed",
                 hint="pip install 'distill[index]' (or: pip install sentence-transformers)",
             ) from err
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         self._model = SentenceTransformer(self.path, device="cpu")
         self.dim = int(self._model.get_embedding_dimension() or 0)
         self.name = Path(self.path).name if Path(self.path).exists() else self.path
