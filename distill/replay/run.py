@@ -1,0 +1,158 @@
+"""replay: task → retrieval → bundle → local model → gate → (escalation) → one logged ReplayRun."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from distill.errors import DistillError
+from distill.home import Home
+from distill.index import Retriever, SearchHit
+from distill.jsonio import append_line_locked, canonical_json, model_line
+from distill.replay.bundle import build_bundle
+from distill.replay.clients import ChatModel
+from distill.replay.gate import GatePolicy, cited_ids, run_gate
+from distill.schemas import Attempt, Bundle, ReplayRun, RetrievalHit, Usage
+
+REPLAY_STREAM = "replay_runs.jsonl"
+ModelFactory = Callable[[], ChatModel]
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    top_k: int = 8
+    no_retrieval: bool = False
+    dry_run: bool = False
+    allow_escalation: bool = False
+    local_only: bool = False
+    max_tokens: int = 200
+    budget: int = 6000
+    repo_root: Path | None = None
+    task_id: str | None = None
+    log: bool = True
+
+
+def replay(
+    home: Home,
+    task: str,
+    options: ReplayOptions,
+    *,
+    retriever: Callable[[], Retriever] | None,
+    local: ModelFactory,
+    escalation: ModelFactory | None = None,
+) -> ReplayRun:
+    """Answer ``task`` grounded in the index, gate the answer, log the run, return it.
+
+    ``retriever`` is required unless ``options.no_retrieval`` (the explicit baseline): a missing
+    or empty index is an error, never a silently empty bundle. Nothing reaches the escalation
+    model unless ``allow_escalation`` is set and ``local_only`` is not.
+    """
+    task = task.strip()
+    if not task:
+        raise DistillError("the task is empty", hint='pass --task "what to do"')
+    hits: list[SearchHit] = []
+    index_version = None
+    if not options.no_retrieval:
+        if retriever is None:
+            raise DistillError("retrieval needs an index", hint="run `distill index build`")
+        opened = retriever()
+        index_version = opened.version
+        hits = opened.search(task, mode="hybrid", top_k=options.top_k)
+    model = None if options.dry_run else local()
+    count = (lambda text: model.count_tokens(text) or len(text)) if model else None
+    unit_budget = options.budget // 4 if count else options.budget  # ~4 characters a token
+    bundle = build_bundle(task, hits, budget=unit_budget, count=count)
+    retrieved = [hit.id for hit in hits]
+    policy = GatePolicy(repo_root=options.repo_root)
+    attempts: list[Attempt] = []
+    if model is not None:
+        attempts.append(_attempt("local", model, bundle, retrieved, policy, options.max_tokens))
+        failed = not (attempts[-1].gate and attempts[-1].gate.passed)
+        if failed and options.allow_escalation and not options.local_only and escalation:
+            attempts.append(
+                _attempt(
+                    "escalation", escalation(), bundle, retrieved, policy, options.max_tokens * 2
+                )
+            )
+    run = _record(task, options, hits, index_version, bundle, attempts)
+    if options.log:
+        append_line_locked(home.kb_dir / REPLAY_STREAM, model_line(run))
+    return run
+
+
+def _attempt(
+    role: str,
+    model: ChatModel,
+    bundle: Bundle,
+    retrieved: list[str],
+    policy: GatePolicy,
+    max_tokens: int,
+) -> Attempt:
+    try:
+        completion = model.complete(bundle, max_tokens=max_tokens)
+    except DistillError as err:  # a failed call is still an attempt, logged with its error
+        return Attempt(
+            role=role,
+            model=model.name,
+            endpoint=model.endpoint,
+            prompt_style=model.prompt_style,
+            latency_ms=0.0,
+            usage=Usage(),
+            response="",
+            error=str(err),
+            gate=None,
+        )
+    return Attempt(
+        role=role,
+        model=model.name,
+        endpoint=model.endpoint,
+        prompt_style=model.prompt_style,
+        latency_ms=round(completion.latency_ms, 1),
+        usage=Usage(
+            prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens
+        ),
+        response=completion.text,
+        gate=run_gate(completion.text, bundle, retrieved, policy),
+    )
+
+
+def _record(
+    task: str,
+    options: ReplayOptions,
+    hits: list[SearchHit],
+    index_version: int | None,
+    bundle: Bundle,
+    attempts: list[Attempt],
+) -> ReplayRun:
+    final = attempts[-1] if attempts else None
+    answer = final.response if final else ""
+    if options.dry_run:
+        verdict = "dry_run"
+    else:
+        verdict = "passed" if final and final.gate and final.gate.passed else "failed"
+    bundle_json = canonical_json(bundle.model_dump(mode="json"))
+    return ReplayRun(
+        run_id=uuid.uuid4().hex,
+        created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        task=task,
+        task_id=options.task_id,
+        task_hash=hashlib.sha256(task.encode()).hexdigest(),
+        retrieval_mode="none" if options.no_retrieval else "hybrid",
+        index_version=index_version,
+        hits=[
+            RetrievalHit(id=h.id, rank=rank, score=h.score, category=h.category)
+            for rank, h in enumerate(hits, 1)
+        ],
+        bundle_hash=hashlib.sha256(bundle_json).hexdigest(),
+        bundle=bundle,
+        attempts=attempts,
+        escalation_allowed=options.allow_escalation and not options.local_only,
+        escalated=any(a.role == "escalation" for a in attempts),
+        final_answer=answer,
+        cited_ids=cited_ids(answer, [h.id for h in hits]),
+        verdict=verdict,
+    )
