@@ -19,12 +19,19 @@ import distill
 from distill.config import load_config
 from distill.home import Home
 from distill.jsonio import iter_raw_lines, write_bytes_atomic
-from distill.runs.checks import CheckResult, dataset_checks, file_checks, index_checks
+from distill.runs.checks import (
+    CheckResult,
+    dataset_checks,
+    file_checks,
+    index_checks,
+    replay_checks,
+)
 from distill.runs.runner import RunOptions, RunResult, run_all
 
 ACCEPTANCE_RECORDED_AT = "2026-01-01T00:00:00Z"
 ACCEPTANCE_EMBEDDER = "hash-384"  # the seeded embedder: identical vectors on every machine
 KNOWN_QUERY_ID = "scrum_reviews:SR-0001"  # its own instruction must retrieve it first
+KNOWN_TASK = "add a discount code to the cart checkout"
 DEFAULT_FIXTURE = Path(distill.__file__).resolve().parent.parent / "fixtures" / "acceptance"
 
 
@@ -129,6 +136,7 @@ def _all_checks(runs: list[AcceptanceRun], expected: dict[str, Any]) -> Iterator
         yield from (check.prefixed(label) for check in file_checks(run.home, run.result.folder))
     yield from dataset_checks(first.home, expected)
     yield from index_checks(first.home, KNOWN_QUERY_ID)
+    yield from replay_checks(first.home, KNOWN_TASK)
     yield from _cross_run_checks(first.result, second.result)
 
 

@@ -356,3 +356,41 @@ def index_checks(home: Home, known_id: str) -> Iterator[CheckResult]:
         first == known_id,
         f"{record['instruction'][:50]!r} → {first}",
     )
+
+
+def replay_checks(home: Home, task: str) -> Iterator[CheckResult]:
+    """A dry-run replay builds a labelled bundle and logs one valid replay_run.v1 line."""
+    from distill.errors import DistillError
+    from distill.index import PlaybookStore, Retriever
+    from distill.replay import ReplayOptions, replay
+    from distill.replay.run import REPLAY_STREAM
+    from distill.schemas import ReplayRun
+
+    log = home.kb_dir / REPLAY_STREAM
+    before = len(rows(log))
+
+    def no_model() -> Any:
+        raise AssertionError("a dry run must not load a model")
+
+    try:
+        run = replay(
+            home,
+            task,
+            ReplayOptions(dry_run=True),
+            retriever=lambda: Retriever(PlaybookStore(str(home.index_dir))),
+            local=no_model,
+        )
+    except DistillError as err:
+        yield CheckResult("a dry-run replay builds a bundle", False, str(err))
+        return
+    labelled = all(f"[{p.id}]" in run.bundle.messages[-1].content for p in run.bundle.exemplars)
+    yield CheckResult(
+        "a dry-run replay builds a bundle",
+        bool(run.bundle.exemplars) and labelled,
+        f"{len(run.bundle.exemplars)} exemplars, ids labelled: {labelled}",
+    )
+    logged = rows(log)[before:]
+    valid = len(logged) == 1 and ReplayRun.model_validate(logged[0]).run_id == run.run_id
+    yield CheckResult(
+        "the replay is logged as one valid replay_run.v1 line", valid, f"{len(logged)} new line(s)"
+    )
