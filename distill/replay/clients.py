@@ -75,9 +75,7 @@ class RetryPolicy:
 def public_url(url: str) -> str:
     """The URL without user:password — what may be logged."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
+    host = parts.netloc.rpartition("@")[2]  # keeps "[::1]:8080" intact
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
@@ -125,8 +123,8 @@ class OpenAICompatibleClient:
             body = {"prompt": bundle.prompt, "stop": STOP}
         body.update(model=self.name, temperature=0, seed=self.seed, max_tokens=max_tokens)
         started = time.perf_counter()
-        payload = self._post(path, body)
-        text = _choice_text(payload, self.prompt_style, self.endpoint + path)
+        payload, attempts = self._post(path, body)
+        text = _choice_text(payload, self.prompt_style, self.endpoint + path, attempts)
         usage = payload.get("usage") or {}
         return Completion(
             text=text,
@@ -135,7 +133,7 @@ class OpenAICompatibleClient:
             latency_ms=(time.perf_counter() - started) * 1000,
         )
 
-    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _post(self, path: str, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
         url = self.base_url + path
         shown = self.endpoint + path
         for attempt in range(1, self.retry.attempts + 1):
@@ -182,21 +180,21 @@ class OpenAICompatibleClient:
                     status=response.status_code,
                     attempts=attempt,
                 )
-            return payload
+            return payload, attempt
         raise AssertionError("unreachable")  # the loop returns or raises
 
     def close(self) -> None:
         self._http.close()
 
 
-def _choice_text(payload: dict[str, Any], style: PromptStyle, url: str) -> str:
+def _choice_text(payload: dict[str, Any], style: PromptStyle, url: str, attempts: int) -> str:
     choices = payload.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise ModelError("the answer has no choices", url=url, status=200, attempts=1)
+        raise ModelError("the answer has no choices", url=url, status=200, attempts=attempts)
     choice = choices[0]
     text = (choice.get("message") or {}).get("content") if style == "chat" else choice.get("text")
     if not isinstance(text, str):
-        raise ModelError("the choice has no text", url=url, status=200, attempts=1)
+        raise ModelError("the choice has no text", url=url, status=200, attempts=attempts)
     return text.strip()
 
 

@@ -25,6 +25,7 @@ HEDGING_PHRASES = (
     "cannot be determined",
     "i would guess",
 )
+_HEDGES = {phrase: re.compile(rf"\b{re.escape(phrase)}\b") for phrase in HEDGING_PHRASES}
 _WORD = re.compile(r"[a-z0-9_]{4,}")
 _STOP = frozenset(
     "that this with from into when then than they them have been were will "
@@ -55,7 +56,7 @@ def run_gate(
             detail=f"{len(text)} chars, bounds {policy.min_chars}..{policy.max_chars}",
         ),
     ]
-    hedges = [phrase for phrase in HEDGING_PHRASES if phrase in lowered]
+    hedges = [phrase for phrase in HEDGING_PHRASES if _HEDGES[phrase].search(lowered)]
     checks.append(
         GateCheck(
             name="no_hedging",
@@ -86,8 +87,15 @@ def run_gate(
 
 
 def cited_ids(answer: str, retrieved_ids: list[str]) -> list[str]:
-    """Retrieved ids that appear in the answer, in retrieval order."""
-    return [record_id for record_id in retrieved_ids if record_id in answer]
+    """Retrieved ids that appear in the answer as whole ids, in retrieval order.
+
+    ``audits:AUD-12`` is not a citation of ``audits:AUD-1``.
+    """
+    return [
+        record_id
+        for record_id in retrieved_ids
+        if re.search(rf"(?<![\w:.-]){re.escape(record_id)}(?![\w-])", answer)
+    ]
 
 
 def _coverage(lowered: str, bundle: Bundle, threshold: float) -> GateCheck:

@@ -63,8 +63,9 @@ def replay(
         index_version = opened.version
         hits = opened.search(task, mode="hybrid", top_k=options.top_k)
     model = None if options.dry_run else local()
-    count = (lambda text: model.count_tokens(text) or len(text)) if model else None
-    unit_budget = options.budget // 4 if count else options.budget  # ~4 characters a token
+    count = _token_counter(model)
+    # the budget is set in characters; a model whose tokenizer is known gets ~4 chars a token
+    unit_budget = options.budget // 4 if count is not None else options.budget
     bundle = build_bundle(task, hits, budget=unit_budget, count=count)
     retrieved = [hit.id for hit in hits]
     policy = GatePolicy(repo_root=options.repo_root)
@@ -82,6 +83,13 @@ def replay(
     if options.log:
         append_line_locked(home.kb_dir / REPLAY_STREAM, model_line(run))
     return run
+
+
+def _token_counter(model: ChatModel | None) -> Callable[[str], int] | None:
+    """The model's own token count when it has one (embedded), else None (characters)."""
+    if model is None or model.count_tokens("probe") is None:
+        return None
+    return lambda text: model.count_tokens(text) or len(text)
 
 
 def _attempt(

@@ -1,0 +1,97 @@
+"""The real local model: llama-cpp-python in-process, and behind a real llama.cpp server."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from distill.replay import LlamaCppModel, OpenAICompatibleClient, build_bundle
+from distill.replay.config import ensure_gguf
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.slow
+GGUF = REPO / "models" / "gemma-3-270m-q4_k_m.gguf"
+TASK = "add an idempotency key to the payments webhook"
+
+
+@pytest.fixture(scope="module")
+def gguf() -> Path:
+    pytest.importorskip("llama_cpp", reason="make install-local builds llama-cpp-python")
+    return ensure_gguf(GGUF)
+
+
+def _bundle():  # type: ignore[no-untyped-def]
+    return build_bundle(TASK, [])
+
+
+def test_embedded_model_answers_and_repeats_exactly(gguf: Path) -> None:
+    model = LlamaCppModel(gguf, n_ctx=1024)
+    assert model.prompt_style == "completion"  # a base model with no chat template
+    assert model.count_tokens("Task: hello") is not None
+    first = model.complete(_bundle(), max_tokens=24)
+    second = model.complete(_bundle(), max_tokens=24)
+    assert first.text and first.completion_tokens and first.completion_tokens <= 24
+    assert first.text == second.text  # temperature 0 + state reset: exact repeat
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def llama_server(gguf: Path) -> Iterator[str]:
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(gguf),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "1024",
+            "--model_alias",
+            "gemma",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                if httpx.get(url + "/v1/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("llama.cpp server did not start within 90 s")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_http_client_talks_to_a_real_llama_cpp_server(llama_server: str) -> None:
+    client = OpenAICompatibleClient(llama_server + "/v1", "gemma", prompt_style="completion")
+    completion = client.complete(_bundle(), max_tokens=16)
+    assert completion.text and completion.completion_tokens
+    assert client.endpoint == llama_server
+    again = client.complete(_bundle(), max_tokens=16)
+    assert again.text == completion.text
+    client.close()
