@@ -92,6 +92,7 @@ def test_http_client_talks_to_a_real_llama_cpp_server(llama_server: str) -> None
     completion = client.complete(_bundle(), max_tokens=16)
     assert completion.text and completion.completion_tokens
     assert client.endpoint == llama_server
-    again = client.complete(_bundle(), max_tokens=16)
-    assert again.text == completion.text
+    assert "\nTask:" not in completion.text  # the completion style's stop sequence held
+    # No exact-repeat assertion here: the server reuses its KV cache across requests, which can
+    # change greedy output of a small model; the embedded path resets its state instead.
     client.close()
