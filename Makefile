@@ -4,10 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 RECORDED_AT ?= 2026-01-01T00:00:00Z
 LLAMA_VERSION ?= 0.3.36
-# llama-cpp-python compiles from source (~4 min). Its default build crashes on CPUs with AMX, so
-# it is built with GGML_NATIVE=OFF, never from pip's cache, and the good wheel is kept outside
-# the repo so later installs take seconds.
-LLAMA_WHEELS ?= $(HOME)/.cache/distill-wheels/ggml-native-off
+# llama-cpp-python compiles from source (~4 min). Its default (native) build crashes on this
+# CPU (AMX detection), so it is built with GGML_NATIVE=OFF; without native detection ggml falls
+# back to scalar code, so the x86-64-v3 features (AVX2, FMA, F16C) are named explicitly. Never
+# from pip's cache; the good wheel is kept outside the repo so later installs take seconds.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+LLAMA_WHEELS ?= $(HOME)/.cache/distill-wheels/ggml-x86-64-v3
 GGUF := models/gemma-3-270m-q4_k_m.gguf
 DEMO_TASK ?= make the payments webhook idempotent so a replayed Stripe event is charged once
 
@@ -29,9 +31,9 @@ install-dev: install-local
 install-local: install
 	@if ! $(BIN)/python -c "import llama_cpp" 2>/dev/null; then \
 	  if ! ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
-	    echo "building llama-cpp-python $(LLAMA_VERSION) (GGML_NATIVE=OFF, ~4 min, once)"; \
+	    echo "building llama-cpp-python $(LLAMA_VERSION) ($(LLAMA_CMAKE_ARGS), ~4 min, once)"; \
 	    mkdir -p $(LLAMA_WHEELS); \
-	    CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip wheel --quiet --no-cache-dir --no-deps \
+	    CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip wheel --quiet --no-cache-dir --no-deps \
 	      -w $(LLAMA_WHEELS) llama-cpp-python==$(LLAMA_VERSION) || exit 1; \
 	  fi; \
 	  $(BIN)/pip install --quiet $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl || exit 1; \

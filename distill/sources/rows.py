@@ -7,6 +7,7 @@ dumping it again, and writes the same bytes.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -74,7 +75,7 @@ def evidence_from_row(
     instruction = source.instruction(row)
     response = source.response(row)
     record_id = f"{source.name}:{native_id}"
-    consumed = source.consumed_fields()
+    consumed = source.consumed
     payload = {
         "schema": "evidence.v1",
         "id": record_id,
@@ -100,10 +101,19 @@ def evidence_from_row(
     return RowOutcome(payload=payload)
 
 
+_CANONICAL_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{6})?Z")
+
+
 def normalise_time(value: Any) -> str | None:
     """ISO-8601 → UTC ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``; naive times are taken as UTC."""
     if not isinstance(value, str):
         return None
+    if _CANONICAL_TIME.fullmatch(value):  # already canonical (most rows): validate, keep as is
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return value
     try:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:

@@ -109,6 +109,14 @@ class Source:
 
     def __init__(self, spec: SourceSpec) -> None:
         self.spec = spec
+        self._consumed: frozenset[str] | None = None
+
+    @property
+    def consumed(self) -> frozenset[str]:
+        """``consumed_fields()``, computed once per source (it is read for every row)."""
+        if self._consumed is None:
+            self._consumed = frozenset(self.consumed_fields())
+        return self._consumed
 
     @property
     def name(self) -> str:

@@ -254,9 +254,11 @@ def reread_check(
             if problem:
                 errors.append(f"line {raw.line_no}: {problem}")
             ids.append(id_hash(str(getattr(sample, "id", ""))))
-        unique = np.unique(np.frombuffer(ids, dtype=np.int64)).size if len(ids) else 0
-        if unique != len(ids):
-            errors.append(f"{len(ids) - unique} duplicate id(s) in the output")
+        keys = np.array(ids, dtype=np.int64)  # 8 bytes a row, sorted in place
+        keys.sort()
+        repeats = int(np.count_nonzero(keys[1:] == keys[:-1])) if len(keys) > 1 else 0
+        if repeats:
+            errors.append(f"{repeats} duplicate id(s) in the output")
         if errors:
             raise ValidationFailed(
                 f"export {export}: re-read found {len(errors)} bad row(s); nothing was written",

@@ -102,12 +102,12 @@ def duplicate_losers(files: list[Path]) -> set[tuple[int, int]]:
     """
     buckets = bytearray(_BUCKETS)
     for record_id, _, _, _ in _ids(files):
-        slot = hash(record_id) % _BUCKETS
+        slot = id_hash(record_id) % _BUCKETS
         if buckets[slot] < 2:
             buckets[slot] += 1
     ranked: list[tuple[str, int, int, int]] = []
     for record_id, file_index, line, data in _ids(files):
-        if buckets[hash(record_id) % _BUCKETS] < 2:
+        if buckets[id_hash(record_id) % _BUCKETS] < 2:
             continue
         record = _check(data, line, file_index, 0, set(), None).record
         if record is None:
