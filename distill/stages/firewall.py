@@ -155,27 +155,35 @@ def _check(
     stream: str | None = None
     sig: str | None = None
     line = scored_line  # until the record says which source line it came from
-    try:
-        row = orjson.loads(data) if data is not None else None
-    except orjson.JSONDecodeError as err:
-        return refuse(QuarantineReason.schema_violation, f"not JSON: {err}"[:200])
-    if not isinstance(row, dict):
-        return refuse(QuarantineReason.schema_violation, "not a JSON object")
-    record_id = _nonempty_str(row.get("id"))
-    stream = _nonempty_str(row.get("stream"))
-    provenance = row.get("provenance")
-    if isinstance(provenance, dict):
-        sig = _nonempty_str(provenance.get("sig_hash"))
-        source_line = provenance.get("line")
-        line = source_line if isinstance(source_line, int) and source_line > 0 else line
-    if record_id is None:
-        return refuse(QuarantineReason.missing_source_run_id, "record has no id")
-    if not _provenance_complete(provenance):
+    record = _valid_record(data)
+    if record is not None:  # the common case: one parse, one validation
+        record_id, stream, sig = record.id, record.stream, record.provenance.sig_hash
+        line = record.provenance.line
+    else:  # classify the failure in the documented order
+        try:
+            row = orjson.loads(data) if data is not None else None
+        except orjson.JSONDecodeError as err:
+            return refuse(QuarantineReason.schema_violation, f"not JSON: {err}"[:200])
+        if not isinstance(row, dict):
+            return refuse(QuarantineReason.schema_violation, "not a JSON object")
+        record_id = _nonempty_str(row.get("id"))
+        stream = _nonempty_str(row.get("stream"))
+        provenance = row.get("provenance")
+        if isinstance(provenance, dict):
+            sig = _nonempty_str(provenance.get("sig_hash"))
+            source_line = provenance.get("line")
+            line = source_line if isinstance(source_line, int) and source_line > 0 else line
+        if record_id is None:
+            return refuse(QuarantineReason.missing_source_run_id, "record has no id")
+        if not _provenance_complete(provenance):
+            return refuse(QuarantineReason.missing_provenance, "provenance incomplete")
+        try:
+            record = ScoredRun.model_validate(row)
+        except ValidationError as err:
+            return refuse(QuarantineReason.schema_violation, format_validation_error(err)[:300])
+    origin = record.provenance  # the schema checks sig_hash and line; emptiness is ours to refuse
+    if not (origin.stream and origin.source_file and origin.source_run_id):
         return refuse(QuarantineReason.missing_provenance, "provenance incomplete")
-    try:
-        record = ScoredRun.model_validate(row)
-    except ValidationError as err:
-        return refuse(QuarantineReason.schema_violation, format_validation_error(err)[:300])
     category = record.category
     if (file_index, scored_line) in losers:
         return refuse(QuarantineReason.duplicate_id, f"{record_id} seen earlier", category)
@@ -199,6 +207,15 @@ def _check(
         file_index,
         offset,
     )
+
+
+def _valid_record(data: bytes | None) -> ScoredRun | None:
+    if data is None:
+        return None
+    try:
+        return ScoredRun.model_validate_json(data)
+    except ValidationError:
+        return None
 
 
 def _nonempty_str(value: object) -> str | None:
