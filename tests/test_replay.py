@@ -757,3 +757,28 @@ def test_a_server_model_gets_the_retrieved_context(
     assert run.bundle.exemplars and run.bundle.trimmed == []
     sent = counting_server.requests[0].body["messages"][-1]["content"]
     assert f"[{run.bundle.exemplars[0].id}]" in sent
+
+
+def test_eval_replay_compares_retrieval_with_the_baseline(
+    home: Home, sample_index: SampleIndex, tmp_path: Path
+) -> None:
+    from distill.eval.replay_eval import evaluate_replay, load_tasks
+
+    tasks_file = tmp_path / "tasks.jsonl"
+    tasks_file.write_bytes(
+        orjson.dumps({"task": TASK, "relevant_ids": [h.id for h in sample_index.hits]}) + b"\n"
+    )
+    model = ScriptedChatModel(grounded_answer_or_plain)
+    arms = evaluate_replay(
+        home, load_tasks(tasks_file), retriever=sample_index.retriever(), local=lambda: model
+    )
+    with_retrieval, baseline = (arm.summary() for arm in arms)
+    assert with_retrieval["gate_pass_rate"] == 1.0 and with_retrieval["cites_relevant_rate"] == 1.0
+    assert baseline["cites_relevant_rate"] == 0.0 and baseline["retrieved_relevant_rate"] == 0.0
+    assert not (home.kb_dir / "replay_runs.jsonl").exists()  # eval runs are not evidence
+
+
+def grounded_answer_or_plain(bundle: Bundle) -> str:
+    if bundle.exemplars or bundle.warnings:
+        return grounded_answer(bundle)
+    return "Add a unique key per event and skip events already seen; verify it on a replay."

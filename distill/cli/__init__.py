@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from distill import __version__
-from distill.cli import export, index, pipeline, replay, runs
+from distill.cli import eval as eval_cli
+from distill.cli import eval_replay, export, index, pipeline, replay, runs
 
 app = typer.Typer(
     name="distill",
@@ -20,6 +21,8 @@ app.command("score")(pipeline.score_command)
 app.add_typer(export.app, name="export")
 app.add_typer(index.app, name="index")
 app.command("replay")(replay.replay_command)
+app.add_typer(eval_cli.app, name="eval")
+eval_cli.app.command("replay")(eval_replay.eval_replay_command)
 app.command("run-all")(runs.run_all_command)
 app.add_typer(runs.receipts_app, name="receipts")
 app.command("acceptance")(runs.acceptance_command)

@@ -52,8 +52,7 @@ def eval_replay_command(
     index_dir: IndexDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run each task with and without retrieval; report gate pass rate, relevant citations,
-    escalation rate and latency."""
+    """Replay each task with and without retrieval: gate passes, citations, escalations, latency."""
     resolved, _ = resolve_home(home)
     items = load_tasks(tasks, limit)
     settings = local_settings(resolved, url=model_url, model=model)
