@@ -19,7 +19,7 @@ from distill.cli.common import (
     table,
 )
 from distill.index import PlaybookStore, Retriever, make_embedder
-from distill.index.search import Fusion, Mode
+from distill.index.search import DEFAULT_ALPHA, DEFAULT_FUSION, Fusion, Mode
 from distill.index.stage import index_export
 from distill.index.store import DEFAULT_ANN_THRESHOLD, resolve_index_uri
 
@@ -150,11 +150,13 @@ def search_command(
     source: Annotated[str | None, typer.Option("--source", help="Only this source stream.")] = None,
     fusion: Annotated[
         str, typer.Option("--fusion", help="Hybrid fusion: rrf or weighted.")
-    ] = "rrf",
-    alpha: Annotated[float, typer.Option("--alpha", help="Weighted fusion: vector weight.")] = 0.5,
+    ] = DEFAULT_FUSION,
+    alpha: Annotated[
+        float, typer.Option("--alpha", help="Weighted fusion: weight of the vector side.")
+    ] = DEFAULT_ALPHA,
     as_json: JsonOpt = False,
 ) -> None:
-    """Search the playbooks: hybrid (reciprocal-rank fusion, K=60), vector or fts."""
+    """Search the playbooks: hybrid (weighted fusion; --fusion rrf for RRF, K=60), vector or fts."""
     if mode not in ("hybrid", "vector", "fts") or fusion not in ("rrf", "weighted"):
         raise typer.BadParameter("--mode is hybrid|vector|fts, --fusion is rrf|weighted")
     resolved, _ = resolve_home(home)
