@@ -16,7 +16,7 @@ from distill.errors import ConfigError
 from distill.eval import ALL_MODES, RetrievalReport, load_beir, run_retrieval_eval, settings_for
 from distill.eval.retrieval import EvalMode
 from distill.index import make_embedder
-from distill.index.search import Fusion
+from distill.index.search import DEFAULT_ALPHA, Fusion
 
 app = typer.Typer(no_args_is_help=True, help="Measure how well the index retrieves.")
 
@@ -64,11 +64,11 @@ def retrieval_command(
     ] = ModeChoice.all,
     fusion: Annotated[
         FusionChoice, typer.Option("--fusion", help="Hybrid fusion: rank (rrf) or score.")
-    ] = FusionChoice.rrf,
+    ] = FusionChoice.weighted,
     alpha: Annotated[
         float,
         typer.Option("--alpha", help="Weighted fusion: weight of the vector side.", min=0, max=1),
-    ] = 0.5,
+    ] = DEFAULT_ALPHA,
     embedder: Annotated[
         str | None,
         typer.Option(

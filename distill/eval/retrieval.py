@@ -27,7 +27,7 @@ import orjson
 from distill.errors import DistillError, InputMissingError
 from distill.eval.metrics import mean_metrics
 from distill.index.embedders import Embedder, Progress
-from distill.index.search import Fusion, Mode, Retriever
+from distill.index.search import DEFAULT_ALPHA, DEFAULT_FUSION, Fusion, Mode, Retriever
 from distill.index.store import PlaybookStore
 from distill.jsonio import canonical_hash
 from distill.schemas import Category, Provenance, RagSample
@@ -74,8 +74,8 @@ class RetrievalSetting:
 
     name: str
     mode: EvalMode
-    fusion: Fusion = "rrf"
-    alpha: float = 0.5
+    fusion: Fusion = DEFAULT_FUSION
+    alpha: float = DEFAULT_ALPHA
 
 
 @dataclass
@@ -344,7 +344,7 @@ def evaluate_setting(
 
 
 def settings_for(
-    modes: Sequence[EvalMode], fusion: Fusion = "rrf", alpha: float = 0.5
+    modes: Sequence[EvalMode], fusion: Fusion = DEFAULT_FUSION, alpha: float = DEFAULT_ALPHA
 ) -> list[RetrievalSetting]:
     return [RetrievalSetting(mode, mode, fusion, alpha) for mode in modes]
 

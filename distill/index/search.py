@@ -110,7 +110,11 @@ class Retriever:
         return list(rows)
 
     def _fts(self, query: str, limit: int, where: str | None) -> list[dict[str, Any]]:
-        builder = self.table.search(query, query_type="fts", fts_columns="text")
+        from lancedb.query import MatchQuery
+
+        # a match query: quotes in the task are text, not phrase syntax (no positions stored)
+        match = MatchQuery(query, "text")  # type: ignore[call-arg]  # defaults exist at runtime
+        builder = self.table.search(match, query_type="fts")
         if where:
             builder = builder.where(where, prefilter=True)
         rows = builder.limit(limit).select([*_COLUMNS, "_score"]).to_list()
