@@ -10,7 +10,7 @@ import functools
 import hashlib
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -157,16 +157,6 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Pretty, sorted JSON for human-facing reports (receipts, summaries)."""
     write_bytes_atomic(path, orjson.dumps(obj, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
-
-
-def write_models_atomic(path: Path, records: Iterable[BaseModel]) -> int:
-    """Write records as canonical JSONL atomically; return how many were written."""
-    count = 0
-    with atomic_writer(path) as handle:
-        for record in records:
-            handle.write(model_line(record))
-            count += 1
-    return count
 
 
 def append_line_locked(path: Path, line: bytes) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import numpy as np
 
@@ -85,7 +84,3 @@ def table_content_hash(store: PlaybookStore) -> str:
         digest.update(f"{row['id']}\0{row['sig_hash']}\0".encode())
         digest.update(np.asarray(row["vector"], dtype=np.float32).tobytes())
     return digest.hexdigest()
-
-
-def default_index_uri(home: Home) -> str:
-    return str(Path(home.index_dir))

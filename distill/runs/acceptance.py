@@ -18,7 +18,7 @@ import orjson
 import distill
 from distill.config import load_config
 from distill.home import Home
-from distill.jsonio import iter_raw_lines, write_bytes_atomic
+from distill.jsonio import write_bytes_atomic
 from distill.runs.checks import (
     CheckResult,
     dataset_checks,
@@ -156,10 +156,3 @@ def _cross_run_checks(a: RunResult, b: RunResult) -> Iterator[CheckResult]:
     yield CheckResult(
         "second run's drift is ok", b.drift.level == "ok", f"{b.drift.level}: {b.drift.message}"
     )
-
-
-def count_source_lines(home: Home) -> int:
-    total = 0
-    for path in home.stream_files().values():
-        total += sum(1 for raw in iter_raw_lines(path) if raw.data is None or raw.data.strip())
-    return total

@@ -38,8 +38,3 @@ class ScoredRun(_EvidenceFields):
     schema_: Literal["scored_run.v1"] = Field(default="scored_run.v1", alias="schema")
     category: Category
     rule: str = Field(description="which rule decided the category, for humans and audits")
-
-    @classmethod
-    def from_evidence(cls, evidence: EvidenceRecord, category: Category, rule: str) -> ScoredRun:
-        fields = evidence.model_dump(exclude={"schema_"})
-        return cls(**fields, category=category, rule=rule)

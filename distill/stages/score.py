@@ -98,21 +98,6 @@ def _scoring_views(path: Path) -> Iterator[_ScoringView]:
             yield _ScoringView(task_id, signals)
 
 
-def read_evidence(path: Path) -> Iterator[EvidenceRecord]:
-    """Validate each evidence line; a corrupt line is an error, not a skip (it is our output)."""
-    for raw in iter_raw_lines(path):
-        if raw.data is None or not raw.data.strip():
-            continue
-        try:
-            yield EvidenceRecord.model_validate_json(raw.data)
-        except ValidationError as err:
-            raise ValidationFailed(
-                f"{path}:{raw.line_no} is not valid evidence.v1",
-                [format_validation_error(err)],
-                hint="rerun `distill collect` to regenerate the evidence files",
-            ) from err
-
-
 def _score_file(
     source: Source,
     path: Path,
