@@ -21,15 +21,27 @@ written as ``RagSample`` objects and handed to the store API (``PlaybookStore.bu
    (MiniLM would need ~40 min to embed 100k texts on 2 cores): ``Retriever.search`` in vector,
    fts and hybrid mode against an in-memory baseline in the same process over the same vectors
    and texts: numpy exact cosine + bm25s, fused by ``distill.index.search.fuse`` with the same
-   fusion as the LanceDB hybrid (the Retriever's default unless ``--fusion``)
-   with the same candidate pool. p50/p95 over ``--queries`` queries (default 200), modes
-   interleaved per query. Measured twice: with the hashing embedder embedding each query, and
-   with MiniLM embedding each query (vectors still from the hashing embedder: the ranking is
-   meaningless, the latency is what a MiniLM index of that size costs).
+   fusion as the LanceDB hybrid (the Retriever's default unless ``--fusion``) over the same
+   candidate pool. p50/p95 over ``--queries`` queries (default 200), modes interleaved per
+   query. Measured twice: with the hashing embedder embedding each query, and with MiniLM
+   embedding each query (vectors still from the hashing embedder: the ranking is meaningless,
+   the latency is what a MiniLM index of that size costs).
    Target: hybrid p50 ≤ 2 × baseline hybrid p50.
+   A diagnosis table splits a hybrid query into its two sides (``Retriever._vector`` /
+   ``_fts`` as shipped, then the same calls selecting only id + score) and times a leaner
+   hybrid built from them (fusion on ids, one ``take_row_ids`` for the top rows; also with the
+   two sides in two threads), checking it returns the same top ids.
 4. ANN: at ≥ ``ann_threshold`` rows (default 100 000) the store builds an HNSW-SQ index.
    recall@10 of the store's vector search against numpy exact search over the same vectors,
-   plus a small sweep of query-time knobs (ef, nprobes, refine_factor) to show the trade-off.
+   plus a small sweep of query-time knobs (ef, nprobes, refine_factor) to show the trade-off;
+   the same index config is also trained on the MiniLM build table (``--no-minilm-ann`` skips).
+   Use ``--rows 99999`` (or ``--ann-threshold``) to see the other side of the threshold.
+5. Informative: an update of the ``--rows`` table with 1 % changed, split into phases.
+
+LanceDB and the store calls are split into phases by wrapping LanceTable / connection methods
+(outermost call only) while build and update run; the embedder is wrapped to time ``embed``.
+Check the load average in the report: another job on a 2-core box (torch's OpenMP threads
+spin-wait badly when oversubscribed) makes the build ratio meaningless.
 
 BLAS threads: numpy's OpenBLAS is pinned to ``--blas-threads`` (default 1) with threadpoolctl
 for the whole run; torch keeps its own OpenMP threads (DESIGN.md: the two fighting on 2 cores
@@ -466,7 +478,7 @@ class TimedEmbedder:
 def lance_phases() -> Iterator[dict[str, float]]:
     """Time LanceDB's table/connection calls (outermost call only) while the block runs."""
     from lancedb.db import LanceDBConnection
-    from lancedb.table import LanceMergeInsertBuilder, LanceTable
+    from lancedb.table import LanceMergeInsertBuilder, LanceTable  # type: ignore[attr-defined]
 
     phases: dict[str, float] = defaultdict(float)
     depth = [0]
@@ -583,7 +595,7 @@ class Baseline:
     """What a hand-rolled in-memory hybrid search costs over the same vectors and texts."""
 
     def __init__(self, columns: dict[str, list[Any]], vectors: np.ndarray, embedder: Any) -> None:
-        import bm25s
+        import bm25s  # type: ignore[import-untyped]
 
         self.columns = columns
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -703,7 +715,7 @@ def measure_build(args: argparse.Namespace, workdir: Path) -> BuildResult:
     model = minilm._model
     tokenizer = model.tokenizer
     lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=True)["input_ids"]]
-    limit = int(model.max_seq_length)
+    limit = int(model.max_seq_length or 256)
 
     def raw() -> float:
         gc.collect()
@@ -797,7 +809,7 @@ def minilm_ann_recall(
     knobs = {name: SWEEP[name] for name in ("LanceDB defaults", f"ef={ANN_EF}",
              f"ef={ANN_EF}, refine_factor=5")}  # fmt: skip
     return {
-        name: _recall_of(lambda v, knob=knob: _vector_ids(table, v, knob), exact, columns["id"])
+        name: _recall_of(functools.partial(_vector_ids, table, knob=knob), exact, columns["id"])
         for name, knob in knobs.items()
     }
 
@@ -1130,7 +1142,7 @@ def ann_recall(
     if ann:
         for name, knob in SWEEP.items():
             out[name] = _recall_of(
-                lambda v, knob=knob: _vector_ids(retriever.table, v, knob), exact, ids
+                functools.partial(_vector_ids, retriever.table, knob=knob), exact, ids
             )
     return out
 
@@ -1499,7 +1511,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def _threads(blas: int) -> tuple[str, Any]:
     import torch
-    from threadpoolctl import threadpool_info, threadpool_limits
+    from threadpoolctl import threadpool_info, threadpool_limits  # type: ignore[import-untyped]
 
     limiter = threadpool_limits(limits=blas, user_api="blas") if blas > 0 else None
     pools = ", ".join(
