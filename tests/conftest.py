@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,9 @@ import pytest
 
 from distill.config import load_config
 from distill.home import Home
+from distill.index import PlaybookStore, Retriever
+from distill.replay import ReplayOptions, replay
+from distill.runs import RunOptions, run_all
 from distill.stages import StageReport, collect, export_preference, export_rag, export_sft, score
 
 REPO = Path(__file__).resolve().parent.parent
@@ -75,3 +79,31 @@ def run_pipeline(
         "preference": export_preference(home, recorded_at=recorded_at, repo_root=repo_root),
     }
     return reports
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Home:
+    """The sample corpus after run-all (hashing embedder) and one logged dry-run replay.
+
+    Built once per module; tests copy it before changing anything.
+    """
+    root = tmp_path_factory.mktemp("pristine") / "home"
+    shutil.copytree(FIXTURES / "sample" / "data", root / "data")
+    home = Home(root.resolve())
+    options = RunOptions(
+        recorded_at=RECORDED_AT, repo_root=FIXTURES / "sample" / "repo", embedder="hash-384"
+    )
+    assert run_all(home, load_config(home.config_path), options).summary.passed
+    replay(  # one line of distill's own in the replay log
+        home,
+        "make the payments webhook idempotent",
+        ReplayOptions(dry_run=True),
+        retriever=lambda: Retriever(PlaybookStore(str(home.index_dir))),
+        local=lambda: pytest.fail("a dry run loads no model"),
+    )
+    return home
+
+
+def copy_home(source: Home, folder: Path) -> Home:
+    shutil.copytree(source.root, folder / "home")
+    return Home((folder / "home").resolve())

@@ -6,7 +6,7 @@ import typer
 
 from distill import __version__
 from distill.cli import eval as eval_cli
-from distill.cli import eval_replay, export, index, pipeline, replay, runs
+from distill.cli import eval_replay, export, gates, index, pipeline, replay, runs
 
 app = typer.Typer(
     name="distill",
@@ -26,6 +26,8 @@ eval_cli.app.command("replay")(eval_replay.eval_replay_command)
 app.command("run-all")(runs.run_all_command)
 app.add_typer(runs.receipts_app, name="receipts")
 app.command("acceptance")(runs.acceptance_command)
+app.command("audit-full")(gates.audit_full_command)
+app.command("release-freeze")(gates.release_freeze_command)
 
 
 @app.callback(invoke_without_command=True)

@@ -49,7 +49,7 @@ def _lines(paths: list[Path]) -> int:
 
 
 def file_checks(home: Home, run_folder: Path) -> Iterator[CheckResult]:
-    yield _receipts_valid(run_folder)
+    yield receipts_valid(run_folder)
     yield _row_accounting(home)
     rag, sft = rows(home.export_path("rag")), rows(home.export_path("sft"))
     pref = rows(home.export_path("preference"))
@@ -65,11 +65,11 @@ def file_checks(home: Home, run_folder: Path) -> Iterator[CheckResult]:
         not bad_rag,
         f"rejected: {bad_rag[:5]}" if bad_rag else f"{len(rag)} rows, none rejected",
     )
-    yield from _preference_checks(pref)
-    yield _provenance(rag, sft, pref)
+    yield from preference_checks(pref)
+    yield provenance_check(rag, sft, pref)
 
 
-def _receipts_valid(folder: Path) -> CheckResult:
+def receipts_valid(folder: Path) -> CheckResult:
     problems = []
     models: dict[str, type[BaseModel]] = {"summary.json": RunSummary, "drift.json": DriftReport}
     files = sorted(folder.glob("*.json"))
@@ -91,6 +91,14 @@ def _receipts_valid(folder: Path) -> CheckResult:
 
 def _row_accounting(home: Home) -> CheckResult:
     """Counted from the files alone: every source line is evidence or a skip, and so on."""
+    counted = stage_accounting(home)
+    problems = [problem for problem, _ in counted.values() if problem]
+    detail = "; ".join(problems) or (f"{counted['collect'][1]}; every export balances")
+    return CheckResult("row accounting balances at every stage", not problems, detail)
+
+
+def stage_accounting(home: Home) -> dict[str, tuple[str | None, str]]:
+    """Per stage, from the files alone: (the imbalance or None, what was counted)."""
     config = load_config(home.config_path)
     source_lines = 0
     for name, path in home.stream_files().items():
@@ -103,13 +111,19 @@ def _row_accounting(home: Home) -> CheckResult:
     evidence = _lines(sorted(home.evidence_dir.glob("*.jsonl")))
     skips = _lines([home.skips_path])
     scored = _lines(sorted(home.scored_dir.glob("*.jsonl")))
-    problems = []
-    if source_lines != evidence + skips:
-        problems.append(
-            f"collect: {source_lines} source lines != {evidence} evidence + {skips} skips"
-        )
-    if evidence != scored:
-        problems.append(f"score: {evidence} evidence != {scored} scored")
+    counted = f"{source_lines} source lines = {evidence} evidence + {skips} skips"
+    result: dict[str, tuple[str | None, str]] = {
+        "collect": (
+            None
+            if source_lines == evidence + skips
+            else "collect: " + counted.replace(" = ", " != "),
+            counted,
+        ),
+        "score": (
+            None if evidence == scored else f"score: {evidence} evidence != {scored} scored",
+            f"{evidence} evidence = {scored} scored",
+        ),
+    }
     for export in ("rag", "sft", "preference"):
         out = rows(home.export_path(export))
         if export == "preference":
@@ -122,17 +136,17 @@ def _row_accounting(home: Home) -> CheckResult:
         else:
             exported = len(out)
         quarantined = sum(1 for q in rows(home.quarantine_path(export)) if q.get("pair") is None)
-        if scored != exported + quarantined:
-            problems.append(
-                f"{export}: {scored} scored != {exported} out + {quarantined} quarantined"
-            )
-    detail = "; ".join(problems) or (
-        f"{source_lines} source lines = {evidence} evidence + {skips} skips; every export balances"
-    )
-    return CheckResult("row accounting balances at every stage", not problems, detail)
+        balance = f"{scored} scored = {exported} out + {quarantined} quarantined"
+        result[f"export_{export}"] = (
+            None
+            if scored == exported + quarantined
+            else f"{export}: " + balance.replace(" = ", " != ", 1),
+            balance,
+        )
+    return result
 
 
-def _preference_checks(pref: list[dict[str, Any]]) -> Iterator[CheckResult]:
+def preference_checks(pref: list[dict[str, Any]]) -> Iterator[CheckResult]:
     yield CheckResult("preference has at least one pair", bool(pref), f"{len(pref)} pairs")
     self_pairs = [
         p["id"]
@@ -166,7 +180,7 @@ def _preference_checks(pref: list[dict[str, Any]]) -> Iterator[CheckResult]:
     )
 
 
-def _provenance(
+def provenance_check(
     rag: list[dict[str, Any]], sft: list[dict[str, Any]], pref: list[dict[str, Any]]
 ) -> CheckResult:
     sides = [row["provenance"] for row in rag + sft]
@@ -320,41 +334,54 @@ def _missing_detail(missing: list[Any], total: int) -> str:
 
 def index_checks(home: Home, known_id: str) -> Iterator[CheckResult]:
     """The index mirrors the RAG export, and a known query finds its record first."""
-    from distill.errors import DistillError
     from distill.index import PlaybookStore, Retriever
 
-    export = {r["id"]: r["provenance"]["sig_hash"] for r in rows(home.export_path("rag"))}
-    try:
-        store = PlaybookStore(str(home.index_dir))
-        indexed = {r["id"]: r["sig_hash"] for r in store.rows(["id", "sig_hash"])}
-        stats = store.stats()
-    except DistillError as err:
-        yield CheckResult("index rows == RAG export rows", False, str(err))
+    synced = list(index_sync_checks(home, str(home.index_dir)))
+    yield from synced
+    if not synced[0].passed:
         return
-    same = indexed == export
-    yield CheckResult(
-        "index rows == RAG export rows",
-        same,
-        f"{len(indexed)} rows, ids and sig_hashes match"
-        if same
-        else f"index {len(indexed)} vs export {len(export)}; "
-        f"missing {sorted(set(export) - set(indexed))[:3]}",
-    )
-    yield CheckResult(
-        "index has no unindexed rows",
-        stats["unindexed_rows"] == 0,
-        f"{stats['unindexed_rows']} unindexed",
-    )
     record = next((r for r in rows(home.export_path("rag")) if r["id"] == known_id), None)
     if record is None:
         yield CheckResult("a known query returns its record first", False, f"{known_id} absent")
         return
+    store = PlaybookStore(str(home.index_dir))
     hits = Retriever(store).search(record["instruction"], mode="hybrid", top_k=3)
     first = hits[0].id if hits else None
     yield CheckResult(
         "a known query returns its record first",
         first == known_id,
         f"{record['instruction'][:50]!r} → {first}",
+    )
+
+
+def index_sync_checks(home: Home, uri: str) -> Iterator[CheckResult]:
+    """The table's ids and sig_hashes are the RAG export's, and every row is indexed."""
+    from distill.errors import DistillError
+    from distill.index import PlaybookStore
+
+    export = {r["id"]: r["provenance"]["sig_hash"] for r in rows(home.export_path("rag"))}
+    try:
+        store = PlaybookStore(uri)
+        indexed = {r["id"]: r["sig_hash"] for r in store.rows(["id", "sig_hash"])}
+        stats = store.stats()
+    except DistillError as err:
+        yield CheckResult("index rows == RAG export rows", False, str(err))
+        return
+    same = indexed == export
+    changed = sorted(i for i in set(export) & set(indexed) if export[i] != indexed[i])
+    yield CheckResult(
+        "index rows == RAG export rows",
+        same,
+        f"{len(indexed)} rows, ids and sig_hashes match"
+        if same
+        else f"index {len(indexed)} vs export {len(export)}; "
+        f"missing {sorted(set(export) - set(indexed))[:3]}, "
+        f"extra {sorted(set(indexed) - set(export))[:3]}, sig_hash differs {changed[:3]}",
+    )
+    yield CheckResult(
+        "index has no unindexed rows",
+        stats["unindexed_rows"] == 0,
+        f"{stats['unindexed_rows']} unindexed",
     )
 
 

@@ -1,5 +1,16 @@
 """pydantic v2 models: the contract of every file distill writes."""
 
+from distill.schemas.audit import (
+    AUDIT_GROUPS,
+    AuditBaseline,
+    AuditCheck,
+    AuditReport,
+    GateResult,
+    MetricDrift,
+    ReleaseDataset,
+    ReleaseIndex,
+    ReleaseManifest,
+)
 from distill.schemas.common import (
     Category,
     Message,
@@ -34,6 +45,15 @@ from distill.schemas.replay import (
 )
 
 __all__ = [
+    "AUDIT_GROUPS",
+    "AuditBaseline",
+    "AuditCheck",
+    "AuditReport",
+    "GateResult",
+    "MetricDrift",
+    "ReleaseDataset",
+    "ReleaseIndex",
+    "ReleaseManifest",
     "Attempt",
     "Bundle",
     "BundlePiece",

@@ -1,0 +1,110 @@
+"""What every audit group reads (the home, the latest run, the embedder) and how it reports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from distill.config import Config
+from distill.errors import DistillError
+from distill.home import Home
+from distill.index.embedders import Embedder
+from distill.jsonio import iter_raw_lines
+from distill.runs.checks import CheckResult, rows, stage_accounting
+from distill.schemas import AuditCheck, RunSummary, StageReceipt
+
+BASELINES_FILE = "audit_baselines.jsonl"
+OWN_LINE_LIMIT = 1 << 26  # files distill wrote itself: no line is refused for its length
+SAMPLE_HEAD = 1000  # without --full: the first 1,000 lines of each file…
+SAMPLE_STRIDE = 100  # …then every 100th line
+PROVENANCE_GAP_LIMIT = 0.05
+
+
+@dataclass
+class AuditContext:
+    """What every group reads: the home, the latest run, and the configured embedder."""
+
+    home: Home
+    config: Config
+    full: bool = False
+    index_uri: str = ""
+    make_embedder: Callable[[], Embedder] | None = None
+    task: str | None = None
+    summary: RunSummary | None = None
+    run_folder: Path | None = None
+    summary_error: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        if self.make_embedder is None:
+            raise DistillError("no embedder configured for the audit")
+        return self.make_embedder()
+
+    def stage_params(self, stage: str) -> dict[str, Any]:
+        receipts = self.summary.stages if self.summary else []
+        return next((r.params for r in receipts if r.stage == stage), {})
+
+    @cached_property
+    def scored(self) -> dict[str, str]:
+        """Scored record id → category, from the files on disk."""
+        return {
+            row["id"]: row["category"]
+            for path in sorted(self.home.scored_dir.glob("*.jsonl"))
+            for row in rows(path)
+        }
+
+    @cached_property
+    def accounting(self) -> dict[str, tuple[str | None, str]]:
+        return stage_accounting(self.home)
+
+
+def required(group: str, check: CheckResult) -> AuditCheck:
+    return AuditCheck(group=group, name=check.name, level="required", **_result(check))
+
+
+def info(group: str, check: CheckResult) -> AuditCheck:
+    return AuditCheck(group=group, name=check.name, level="info", **_result(check))
+
+
+def _result(check: CheckResult) -> dict[str, Any]:
+    return {"passed": check.passed, "detail": check.detail}
+
+
+def balance(ctx: AuditContext, stage: str, name: str) -> CheckResult:
+    problem, counted = ctx.accounting[stage]
+    return CheckResult(name, problem is None, problem or counted)
+
+
+def validate_file(
+    home: Home, path: Path, model: type[BaseModel], *, full: bool
+) -> tuple[int, int, list[str]]:
+    """Validate a JSONL file we wrote: every line, or a fixed sample. (checked, total, errors)."""
+    checked, total, errors = 0, 0, []
+    for raw in iter_raw_lines(path, OWN_LINE_LIMIT):
+        if raw.data is not None and not raw.data.strip():
+            continue
+        total += 1
+        if not (full or total <= SAMPLE_HEAD or total % SAMPLE_STRIDE == 0):
+            continue
+        checked += 1
+        where = f"{home.relative(path)}:{raw.line_no}"
+        if raw.data is None:
+            errors.append(f"{where}: line over {OWN_LINE_LIMIT} bytes")
+            continue
+        try:
+            model.model_validate_json(raw.data)
+        except ValidationError as err:
+            first = err.errors()[0]
+            loc = ".".join(str(part) for part in first["loc"]) or "(line)"
+            errors.append(f"{where}: {loc}: {first['msg']}")
+    return checked, total, errors
+
+
+def receipt_of(ctx: AuditContext, stage: str) -> StageReceipt | None:
+    return next((r for r in (ctx.summary.stages if ctx.summary else []) if r.stage == stage), None)
