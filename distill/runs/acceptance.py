@@ -19,13 +19,8 @@ import distill
 from distill.config import load_config
 from distill.home import Home
 from distill.jsonio import write_bytes_atomic
-from distill.runs.checks import (
-    CheckResult,
-    dataset_checks,
-    file_checks,
-    index_checks,
-    replay_checks,
-)
+from distill.runs.checks import CheckResult, file_checks, index_checks, replay_checks
+from distill.runs.fixture_checks import dataset_checks
 from distill.runs.runner import RunOptions, RunResult, run_all
 
 ACCEPTANCE_RECORDED_AT = "2026-01-01T00:00:00Z"
