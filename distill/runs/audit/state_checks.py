@@ -229,7 +229,7 @@ def _escalation_guard(ctx: AuditContext, own: list[tuple[int, dict[str, Any]]]) 
         not breaches,
         f"{breaches} breach(es): {'; '.join(examples[:3])}"
         if breaches
-        else f"{len(own)} runs, {escalated} escalated, all with the flag",
+        else f"{len(own)} run(s), {escalated} escalated, all with the flag",
     )
 
 
