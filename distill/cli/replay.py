@@ -17,10 +17,12 @@ from distill.cli.common import (
     resolve_home,
 )
 from distill.cli.index import IndexDirOpt
+from distill.errors import ConfigError
 from distill.index import PlaybookStore, Retriever
 from distill.index.store import resolve_index_uri
 from distill.replay import ReplayOptions, replay
 from distill.replay.config import escalation_settings, local_settings, open_model
+from distill.replay.remote import ReplayRequest, replay_remote, token_from_env
 from distill.schemas import ReplayRun
 
 EXIT_GATE_FAILED = 2
@@ -68,41 +70,83 @@ def replay_command(
     ] = None,
     repo_root: RepoRootOpt = None,
     index_dir: IndexDirOpt = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            help="URL of a running `distill serve`: replay there, where the index and model "
+            "are warm (sends $DISTILL_API_TOKEN when set).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Answer a task from the team's accepted playbooks with the local model, gate it, log it.
 
     Exit codes: 0 the final answer passed the gate (or --dry-run), 2 it did not, 1 an error.
     """
-    resolved, _ = resolve_home(home)
-    settings = local_settings(resolved, url=model_url, model=model, prompt_style=prompt_style)
-    escalation = escalation_settings(resolved)
-    uri = resolve_index_uri(index_dir, resolved.index_dir)
-    options = ReplayOptions(
-        top_k=top_k,
-        no_retrieval=no_retrieval,
-        dry_run=dry_run,
-        allow_escalation=allow_escalation,
-        local_only=local_only,
-        max_tokens=max_tokens or settings.max_tokens,
-        repo_root=repo_root,
-        task_id=task_id,
-    )
-    with err_console.status("replaying…"):
-        run = replay(
-            resolved,
-            task,
-            options,
-            retriever=lambda: Retriever(PlaybookStore(uri)),
-            local=lambda: open_model(settings),
-            escalation=(lambda: open_model(escalation)) if escalation else None,
+    if server:
+        _refuse_server_side(
+            {
+                "--home": home,
+                "--model": model,
+                "--model-url": model_url,
+                "--prompt-style": prompt_style,
+                "--repo-root": repo_root,
+                "--index-dir": index_dir,
+            }
         )
+        request = ReplayRequest(
+            task=task,
+            task_id=task_id,
+            top_k=top_k,
+            local_only=local_only,
+            allow_escalation=allow_escalation,
+            no_retrieval=no_retrieval,
+            dry_run=dry_run,
+            max_tokens=max_tokens,
+        )
+        with err_console.status("replaying on the server…"):
+            run = replay_remote(server, request, token=token_from_env())
+    else:
+        resolved, _ = resolve_home(home)
+        settings = local_settings(resolved, url=model_url, model=model, prompt_style=prompt_style)
+        escalation = escalation_settings(resolved)
+        uri = resolve_index_uri(index_dir, resolved.index_dir)
+        options = ReplayOptions(
+            top_k=top_k,
+            no_retrieval=no_retrieval,
+            dry_run=dry_run,
+            allow_escalation=allow_escalation,
+            local_only=local_only,
+            max_tokens=max_tokens or settings.max_tokens,
+            repo_root=repo_root,
+            task_id=task_id,
+        )
+        with err_console.status("replaying…"):
+            run = replay(
+                resolved,
+                task,
+                options,
+                retriever=lambda: Retriever(PlaybookStore(uri)),
+                local=lambda: open_model(settings),
+                escalation=(lambda: open_model(escalation)) if escalation else None,
+            )
     if as_json:
         print_json(run.model_dump(mode="json", by_alias=True))
     else:
         _print_run(run)
     if run.verdict == "failed":
         raise typer.Exit(EXIT_GATE_FAILED)
+
+
+def _refuse_server_side(flags: dict[str, object]) -> None:
+    """The model, index, home and repo root are the server's settings, never a request's."""
+    given = [flag for flag, value in flags.items() if value is not None]
+    if given:
+        raise ConfigError(
+            f"{', '.join(given)} cannot be combined with --server: they are the server's settings",
+            hint="set them on `distill serve`, or drop --server",
+        )
 
 
 def _print_run(run: ReplayRun) -> None:

@@ -1,0 +1,41 @@
+"""The uvicorn server around the app: graceful on SIGTERM/SIGINT, every log line on stderr."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import uvicorn
+import uvicorn.config
+
+from distill.serve.app import create_app
+from distill.serve.state import ServeState
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging with the access log on stderr too: stdout is for results."""
+    config: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["handlers"]["access"]["stream"] = "ext://sys.stderr"
+    return config
+
+
+def build_server(
+    state: ServeState, *, logging: dict[str, Any] | None = None, access_log: bool = True
+) -> uvicorn.Server:
+    """A server for ``state``; ``server.run()`` serves until SIGTERM/SIGINT (or ``should_exit``),
+    then stops accepting, lets every request in flight finish, and closes the queue.
+
+    ``logging=None`` leaves the logging setup alone (tests capture it); the CLI passes
+    :func:`log_config`.
+    """
+    config = uvicorn.Config(
+        create_app(state),
+        host=state.settings.host,
+        port=state.settings.port,
+        log_config=logging,
+        access_log=access_log,
+        lifespan="on",
+        server_header=False,
+        timeout_graceful_shutdown=None,  # in-flight replays finish; nothing is cut mid-log
+    )
+    return uvicorn.Server(config)
