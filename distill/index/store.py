@@ -186,7 +186,9 @@ class PlaybookStore:
         data = pa.Table.from_pylist(
             [_row(s, v) for s, v in zip(samples, vectors, strict=True)], schema=schema
         )
-        table = self._db.create_table(TABLE, data=data, schema=schema, mode="overwrite")
+        # "overwrite" on a folder with no table yet makes lance warn on stderr; "create" does not
+        mode = "overwrite" if TABLE in self._db.list_tables().tables else "create"
+        table = self._db.create_table(TABLE, data=data, schema=schema, mode=mode)
         ann = self._refresh_indexes(table, ann_threshold, rebuild=True)
         self._publish(table, embedder, source_sha256, ann)
         return IndexReport(
