@@ -233,6 +233,59 @@ def test_each_corruption_fails_its_named_check(
     assert check in _failed(report)
 
 
+@pytest.mark.parametrize(
+    ("where", "line"),
+    [("rag", b'{"broken\n'), ("scored", b"{}\n"), ("rag", b"[1, 2]\n")],
+)
+def test_a_torn_or_foreign_line_is_reported_not_a_crash(
+    audited: Home, where: str, line: bytes
+) -> None:
+    path = (
+        audited.export_path("rag")
+        if where == "rag"
+        else sorted(audited.scored_dir.glob("*.jsonl"))[0]
+    )
+    with open(path, "ab") as handle:
+        handle.write(line)
+    result = runner.invoke(
+        app,
+        ["audit-full", "--home", str(audited.root), "--embedder", "hash-384", "--skip",
+         "acceptance", "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 1, result.stderr
+    report = AuditReport.model_validate_json(result.stdout)  # the report is still written
+    failed = {c.name: c.detail for c in report.checks if c.level == "required" and not c.passed}
+    schema_check = next(
+        name
+        for name in failed
+        if name.endswith(
+            "lines validate as " + ("rag_sample.v1" if where == "rag" else "scored_run.v1")
+        )
+    )
+    assert path.name in failed[schema_check]
+    assert any(name.endswith("checks ran") for name in failed)  # the groups that read it say so
+    assert (audited.reports_dir / "audit-full-report.md").is_file()
+
+
+def test_a_missing_index_is_reported_and_not_recreated(audited: Home) -> None:
+    shutil.rmtree(audited.index_dir)
+    report = _audit(audited)
+    assert "index rows == RAG export rows" in _failed(report)
+    assert not audited.index_dir.exists()
+
+
+def test_a_partial_audit_does_not_hide_metrics_from_the_next_full_one(audited: Home) -> None:
+    _audit(audited)
+    partial = _audit(
+        audited, AuditOptions(embedder="hash-384", skip=frozenset({"acceptance", "index"}))
+    )
+    assert "index.rows" not in partial.metrics
+    full = _audit(audited)
+    index_rows = next(d for d in full.drift if d.metric == "index.rows")
+    assert index_rows.baseline == index_rows.current and not index_rows.drifted
+    assert not any(d.drifted for d in full.drift)
+
+
 def test_a_failing_acceptance_fails_the_audit(audited: Home) -> None:
     broken = AcceptanceReport(checks=[CheckResult("an invariant", False, "broken")], homes=[])
     report = _audit(audited, AuditOptions(embedder="hash-384"), acceptance=lambda: broken)

@@ -94,6 +94,7 @@ def test_a_dirty_tree_is_refused_and_no_manifest_is_written(
     release_home: Home, accepted: AcceptanceReport
 ) -> None:
     _commit_all(release_home)
+    assert _freeze(release_home, accepted).passed  # an earlier release…
     (release_home.root / "notes.txt").write_text("uncommitted\n")
     result = _freeze(release_home, accepted)
     failed = [g for g in result.gates if not g.passed]
@@ -103,7 +104,20 @@ def test_a_dirty_tree_is_refused_and_no_manifest_is_written(
         result.manifest is None
         and not (release_home.reports_dir / "release-manifest.json").exists()
     )
+    # …is kept under another name, so no release-manifest.json claims this refused state
+    assert (release_home.reports_dir / "release-manifest.previous.json").is_file()
     assert "**REFUSED**" in (release_home.reports_dir / "release-freeze.md").read_text()
+
+
+def test_a_git_that_cannot_read_the_tree_is_not_taken_for_a_clean_one(
+    release_home: Home, accepted: AcceptanceReport
+) -> None:
+    _commit_all(release_home)
+    (release_home.root / ".git" / "index").write_bytes(b"not an index")
+    result = _freeze(release_home, accepted)
+    tree = next(g for g in result.gates if g.name == "working tree clean")
+    assert not tree.passed and "git status failed" in tree.detail
+    assert result.manifest is None
 
 
 def test_a_failed_gate_is_refused_by_name_with_exit_code_1(release_home: Home) -> None:

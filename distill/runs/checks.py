@@ -13,6 +13,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from distill.config import load_config
+from distill.errors import DistillError
 from distill.home import Home
 from distill.jsonio import iter_raw_lines
 from distill.schemas import DriftReport, RunSummary, StageReceipt
@@ -34,14 +35,24 @@ class CheckResult:
 
 
 def rows(path: Path) -> list[dict[str, Any]]:
-    """Parsed lines of a JSONL file we wrote ([] when absent). Unparseable lines raise."""
+    """Parsed lines of a JSONL file we wrote ([] when absent).
+
+    A line that is not a JSON object is a DistillError naming the file and line.
+    """
     if not path.is_file():
         return []
-    return [
-        orjson.loads(raw.data)
-        for raw in iter_raw_lines(path)
-        if raw.data is not None and raw.data.strip()
-    ]
+    parsed = []
+    for raw in iter_raw_lines(path):
+        if raw.data is None or not raw.data.strip():
+            continue
+        try:
+            row = orjson.loads(raw.data)
+        except orjson.JSONDecodeError as err:
+            raise DistillError(f"{path}:{raw.line_no}: not JSON ({err})") from err
+        if not isinstance(row, dict):
+            raise DistillError(f"{path}:{raw.line_no}: not a JSON object")
+        parsed.append(row)
+    return parsed
 
 
 def _lines(paths: list[Path]) -> int:
@@ -225,6 +236,11 @@ def index_sync_checks(home: Home, uri: str) -> Iterator[CheckResult]:
     from distill.index import PlaybookStore
 
     export = {r["id"]: r["provenance"]["sig_hash"] for r in rows(home.export_path("rag"))}
+    if "://" not in uri and not Path(uri).is_dir():  # never let a check create the folder
+        yield CheckResult(
+            "index rows == RAG export rows", False, f"no index at {uri}: run `distill index build`"
+        )
+        return
     try:
         store = PlaybookStore(uri)
         indexed = {r["id"]: r["sig_hash"] for r in store.rows(["id", "sig_hash"])}

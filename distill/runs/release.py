@@ -32,6 +32,7 @@ from distill.schemas import (
 )
 
 MANIFEST_NAME = "release-manifest.json"
+PREVIOUS_MANIFEST_NAME = "release-manifest.previous.json"
 REPORT_NAME = "release-freeze.md"
 
 
@@ -80,6 +81,10 @@ def release_freeze(
     ]
     manifest = None
     manifest_path = None
+    stale = home.reports_dir / MANIFEST_NAME
+    if not all(gate.passed for gate in gates) and stale.is_file():
+        # a refused freeze leaves no release-manifest.json that could be taken for this release
+        stale.replace(home.reports_dir / PREVIOUS_MANIFEST_NAME)
     if all(gate.passed for gate in gates):
         manifest = _manifest(home, audit_options, gates, version)
         manifest_path = home.reports_dir / MANIFEST_NAME
@@ -121,7 +126,11 @@ def _tree_gate(folder: Path) -> GateResult:
     except (OSError, subprocess.TimeoutExpired) as err:
         return GateResult(name=name, passed=True, detail=f"git unavailable ({err}); not checked")
     if result.returncode != 0:
-        return GateResult(name=name, passed=True, detail="not a git work tree; not checked")
+        if "not a git repository" in result.stderr:
+            return GateResult(name=name, passed=True, detail="not a git work tree; not checked")
+        # any other failure (dubious ownership, a broken index…) must not pass as "clean"
+        why = result.stderr.strip().splitlines()[0] if result.stderr.strip() else "no output"
+        return GateResult(name=name, passed=False, detail=f"git status failed: {why}")
     dirty = [line[3:] for line in result.stdout.splitlines() if line.strip()]
     return GateResult(
         name=name,
@@ -218,7 +227,11 @@ def render_release_md(result: ReleaseResult) -> str:
         lines.append(f"| {gate.name} | {'pass' if gate.passed else '**FAIL**'} | {detail} |")
     manifest = result.manifest
     if manifest is None:
-        lines += ["", "No manifest was written: fix the failed gates and rerun."]
+        lines += [
+            "",
+            f"No manifest was written: fix the failed gates and rerun. An earlier "
+            f"{MANIFEST_NAME}, if there was one, is now {PREVIOUS_MANIFEST_NAME}.",
+        ]
         return "\n".join(lines) + "\n"
     lines += [
         "",

@@ -32,8 +32,8 @@ class AuditCheck(Record):
 
 class MetricDrift(Record):
     metric: str
-    baseline: float | None = Field(description="None: the metric is new since the baseline")
-    current: float | None = Field(description="None: the metric is gone")
+    baseline: float | None = Field(description="None: no earlier audit measured it")
+    current: float
     change: float | None = Field(description="relative change, (current - baseline) / baseline")
     drifted: bool
 

@@ -6,6 +6,7 @@ It writes three things only, none of them a pipeline output: one line appended t
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -94,8 +95,12 @@ def run_audit(
             on_group(name)
         try:
             checks.extend(groups[name](ctx))
-        except DistillError as err:  # a group that cannot even start is one failed check
-            checks.append(required(name, CheckResult(f"{name} checks run", False, str(err))))
+        except Exception as err:  # noqa: BLE001 - a broken home must still get its report
+            if os.environ.get("DISTILL_DEBUG") == "1":
+                raise
+            why = str(err) if isinstance(err, DistillError) else f"{type(err).__name__}: {err}"
+            # the checks it finished stay; the rest of the group is this one failed check
+            checks.append(required(name, CheckResult(f"{name} checks ran", False, why)))
     previous = last_baseline(home)
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     metrics = dict(sorted(ctx.metrics.items()))

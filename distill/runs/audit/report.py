@@ -16,9 +16,12 @@ __all__ = ["BASELINES_FILE", "REPORT_NAME"]
 
 
 def last_baseline(home: Home) -> AuditBaseline | None:
-    """The newest valid row of audit_baselines.jsonl (invalid rows are the schema check's job)."""
+    """What the next audit compares against: for each metric, its value in the newest row that
+    measured it (a partial audit, run with --skip, does not hide the others). Dated by the newest
+    row. Invalid rows are skipped here; the schema check names them."""
     path = home.kb_dir / BASELINES_FILE
-    latest = None
+    latest: AuditBaseline | None = None
+    merged: dict[str, float] = {}
     if path.is_file():
         for raw in iter_raw_lines(path, OWN_LINE_LIMIT):
             if raw.data is None or not raw.data.strip():
@@ -27,21 +30,23 @@ def last_baseline(home: Home) -> AuditBaseline | None:
                 latest = AuditBaseline.model_validate_json(raw.data)
             except ValidationError:
                 continue
-    return latest
+            merged.update(latest.metrics)
+    return latest.model_copy(update={"metrics": merged}) if latest else None
 
 
 def metric_drift(
     baseline: dict[str, float] | None, current: dict[str, float], threshold: float
 ) -> list[MetricDrift]:
-    """Relative change per metric, as run-all's drift measures it: (now - then) / max(then, 1)."""
+    """Relative change per metric measured now, as run-all's drift measures it:
+    (now - then) / max(|then|, 1). A metric no baseline has is listed as new, not as drift."""
     if baseline is None:
         return []
     rows = []
-    for metric in sorted(set(baseline) | set(current)):
-        then, now = baseline.get(metric), current.get(metric)
-        if then is None or now is None:
+    for metric, now in sorted(current.items()):
+        then = baseline.get(metric)
+        if then is None:
             rows.append(
-                MetricDrift(metric=metric, baseline=then, current=now, change=None, drifted=True)
+                MetricDrift(metric=metric, baseline=None, current=now, change=None, drifted=False)
             )
             continue
         change = (now - then) / max(abs(then), 1.0)
@@ -101,7 +106,7 @@ def render_audit_md(report: AuditReport) -> str:
         )
         lines += ["", "| metric | baseline | now | change | drift |", "|---|---|---|---|---|"]
         for d in report.drift:
-            change = "new/gone" if d.change is None else f"{d.change:+.1%}"
+            change = "new" if d.change is None else f"{d.change:+.1%}"
             lines.append(
                 f"| {d.metric} | {_num(d.baseline)} | {_num(d.current)} | {change} | "
                 f"{'**drift**' if d.drifted else ''} |"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -244,6 +245,8 @@ def _dry_run(ctx: AuditContext) -> CheckResult:
     task = ctx.task or (record["instruction"] if record else None)
     if task is None:
         return CheckResult(name, False, "no accepted playbook to take a task from")
+    if "://" not in ctx.index_uri and not Path(ctx.index_uri).is_dir():
+        return CheckResult(name, False, f"no index at {ctx.index_uri}: run `distill index build`")
 
     def no_model() -> Any:
         raise AssertionError("a dry run must not load a model")
