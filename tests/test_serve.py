@@ -31,7 +31,7 @@ from distill.index import HashingEmbedder, PlaybookStore, Retriever
 from distill.index.stage import index_export
 from distill.replay import Completion, LlamaCppModel, ModelError, ReplayOptions, replay
 from distill.replay.config import ensure_gguf
-from distill.schemas import Bundle, ReplayRun
+from distill.schemas import Attempt, Bundle, ReplayRun, Usage
 from distill.serve import (
     GenerationQueue,
     ServeSettings,
@@ -39,6 +39,7 @@ from distill.serve import (
     build_server,
     is_loopback,
 )
+from distill.serve.chat import ChatAnswer
 
 from .conftest import REPO
 from .test_replay import HEDGE, TASK, SampleIndex, grounded_answer, log_lines, sample_index
@@ -350,6 +351,9 @@ def test_openai_client_streams_the_same_answer_in_chunks(url: str, state: ServeS
         (CHAT, {"model": "distill-replay", "messages": USER, "n": 2}, 422, "n: Input should be"),
         (CHAT, {"model": "distill-replay", "messages": USER, "functions": []}, 422, "functions"),
         (CHAT, {"model": "other", "messages": USER}, 404, "serves 'distill-replay'"),
+        ("/v1/replay", {"task": TASK, "max_tokens": 5000}, 422, "over this server's limit"),
+        (CHAT, {"model": "distill-replay", "messages": USER, "max_tokens": 5000}, 422, "limit"),
+        ("/v1/nowhere", {"task": TASK}, 404, "Not Found"),
     ],
 )
 def test_bad_input_gets_a_clear_4xx(url: str, path: str, body: Any, status: int, says: str) -> None:
@@ -359,6 +363,41 @@ def test_bad_input_gets_a_clear_4xx(url: str, path: str, body: Any, status: int,
     error = response.json()["error"]
     assert says in error["message"]
     assert error["type"] == ("not_found_error" if status == 404 else "invalid_request_error")
+
+
+def test_a_wrong_method_is_a_405_in_the_same_error_shape(url: str) -> None:
+    response = httpx.get(url + "/v1/replay")
+    assert response.status_code == 405
+    assert response.json()["error"]["message"] == "Method Not Allowed"
+
+
+def test_chat_usage_counts_every_attempt_and_an_escalation_has_its_own_budget(
+    url: str,
+) -> None:
+    dry = ReplayRun.model_validate_json(
+        post(url, "/v1/replay", {"task": TASK, "dry_run": True}).content
+    )
+
+    def attempt(role: str, completion_tokens: int) -> Attempt:
+        return Attempt(
+            role=role,  # type: ignore[arg-type]
+            model=role,
+            endpoint="scripted:" + role,
+            prompt_style="chat",
+            latency_ms=1.0,
+            usage=Usage(prompt_tokens=100, completion_tokens=completion_tokens),
+            response="an answer",
+            gate=None,
+        )
+
+    escalated = dry.model_copy(
+        update={"attempts": [attempt("local", 200), attempt("escalation", 300)], "escalated": True}
+    )
+    answer = ChatAnswer(escalated, "distill-replay", max_tokens=200)
+    assert answer.finish_reason == "stop"  # 300 of the escalation's 400, not past 200
+    assert answer.usage == {"prompt_tokens": 200, "completion_tokens": 500, "total_tokens": 700}
+    capped = ChatAnswer(dry.model_copy(update={"attempts": [attempt("local", 200)]}), "m", 200)
+    assert capped.finish_reason == "length"
 
 
 def test_oversized_bodies_get_413_with_or_without_a_length(url: str, state: ServeState) -> None:
@@ -383,6 +422,14 @@ def test_non_json_posts_and_foreign_host_headers_are_refused(url: str) -> None:
     rebinding = httpx.get(url + "/healthz", headers={"Host": "attacker.example:8787"})
     assert rebinding.status_code == 400 and rebinding.json()["error"]["code"] == "host_not_allowed"
     assert httpx.get(url.replace("127.0.0.1", "localhost") + "/healthz").status_code == 200
+    shouted = httpx.get(url + "/healthz", headers={"Host": "LOCALHOST:8787"})
+    assert shouted.status_code == 200
+
+
+def test_a_server_bound_to_another_loopback_address_accepts_its_own_name() -> None:
+    allowed = ServeSettings(host="127.0.0.2").allowed_hosts()
+    assert allowed is not None and "127.0.0.2" in allowed and "attacker.example" not in allowed
+    assert ServeSettings(host="0.0.0.0", token=SecretStr(TOKEN)).allowed_hosts() is None
 
 
 # --- security ----------------------------------------------------------------------------------

@@ -56,6 +56,14 @@ def serve_command(
     max_task_chars: Annotated[
         int, typer.Option("--max-task-chars", help="Longer tasks and queries get 422.")
     ] = 8000,
+    max_tokens_limit: Annotated[
+        int,
+        typer.Option(
+            "--max-tokens-limit",
+            help="The most answer tokens a request may ask for (more gets 422), so one caller "
+            "cannot hold the generation queue.",
+        ),
+    ] = 1024,
 ) -> None:
     """Serve replay warm: the index and the model are loaded once, then answer over HTTP.
 
@@ -78,6 +86,7 @@ def serve_command(
         model_id=model_id,
         generation_slots=generation_slots,
         max_tokens=model_settings.max_tokens,
+        max_tokens_limit=max_tokens_limit,
         repo_root=repo_root,
     )
     check_settings(settings)  # before anything is loaded: a refused bind costs nothing

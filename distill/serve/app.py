@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response, StreamingResponse
 
 from distill import __version__
@@ -70,10 +71,23 @@ def _checked_task(state: ServeState, text: str, field: str) -> str:
     return text
 
 
+def _checked_max_tokens(state: ServeState, value: int | None) -> None:
+    """One caller must not hold the single generation queue with a huge answer."""
+    limit = state.settings.max_tokens_limit
+    if value is not None and value > limit:
+        raise ApiError(
+            422,
+            f"max_tokens: {value:,} is over this server's limit of {limit:,}",
+            hint="ask for fewer, or start the server with a larger --max-tokens-limit",
+            code="max_tokens_too_large",
+        )
+
+
 @router.post("/v1/replay")
 async def replay_endpoint(body: ReplayRequest, state: State) -> Response:
     """The ReplayRun, logged exactly as ``distill replay`` logs it."""
     task = _checked_task(state, body.task, "task")
+    _checked_max_tokens(state, body.max_tokens)
     options = body.to_options(
         max_tokens=state.settings.max_tokens, repo_root=state.settings.repo_root
     )
@@ -110,6 +124,7 @@ async def chat_completions(body: ChatCompletionRequest, state: State) -> Respons
     task = body.task()
     if task is None:
         raise ApiError(422, "messages: no user message, so no task", code="no_user_message")
+    _checked_max_tokens(state, body.answer_limit())
     options = ReplayRequest(
         task=_checked_task(state, task, "messages: the last user message"),
         max_tokens=body.answer_limit(),
@@ -194,6 +209,8 @@ def create_app(state: ServeState) -> FastAPI:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(DistillError, _distill_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
     settings = state.settings
     app.add_middleware(
         GuardMiddleware,
@@ -229,3 +246,23 @@ async def _distill_error(request: Request, exc: Exception) -> Response:
     err = cast(DistillError, exc)
     status = 502 if isinstance(err, ModelError) else 503
     return api_error(status, str(err), hint=err.hint or None, code=type(err).__name__)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (404 no such route, 405 wrong method) in the same shape."""
+    err = cast(StarletteHTTPException, exc)
+    hint = "the endpoints: /v1/replay, /v1/search, /v1/chat/completions, /v1/models, /healthz, "
+    hint += "/v1/stats"
+    headers = dict(err.headers) if err.headers else None
+    return api_error(err.status_code, str(err.detail), hint=hint, headers=headers)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    """A bug or a broken home (say, an unwritable replay log): a 500 that says what; the
+    traceback goes to the server's log (Starlette re-raises after this answer is sent)."""
+    return api_error(
+        500,
+        f"internal error: {type(exc).__name__}: {exc}",
+        hint="the server log has the traceback",
+        code="internal_error",
+    )

@@ -108,11 +108,14 @@ class ChatAnswer:
         self.id = f"chatcmpl-{run.run_id}"
         self.created = int(time.time())
         final = run.attempts[-1] if run.attempts else None
-        self.usage = (
-            _usage(final.usage.prompt_tokens, final.usage.completion_tokens) if final else {}
-        )
+        # usage counts every attempt (a failed local answer before an escalation costs tokens too)
+        prompt = [a.usage.prompt_tokens for a in run.attempts]
+        completion = [a.usage.completion_tokens for a in run.attempts]
+        self.usage = _usage(_total(prompt), _total(completion)) if run.attempts else {}
+        # replay gives the escalation model twice the local budget
+        budget = max_tokens * 2 if final is not None and final.role == "escalation" else max_tokens
         done = final.usage.completion_tokens if final else None
-        self.finish_reason = "length" if done is not None and done >= max_tokens else "stop"
+        self.finish_reason = "length" if done is not None and done >= budget else "stop"
 
     def extension(self) -> dict[str, Any]:
         """What an OpenAI client does not know to ask for: provenance and the gate's verdict."""
@@ -197,3 +200,8 @@ def model_list(model_id: str, created: int) -> dict[str, Any]:
 
 def model_card(model_id: str, created: int) -> dict[str, Any]:
     return {"id": model_id, "object": "model", "created": created, "owned_by": "distill"}
+
+
+def _total(counts: list[int | None]) -> int | None:
+    """The sum when every attempt reported its count, else None (unknown stays unknown)."""
+    return None if any(c is None for c in counts) else sum(c for c in counts if c is not None)

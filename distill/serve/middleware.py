@@ -181,5 +181,5 @@ class CountingMiddleware:
 def _hostname(host: str) -> str:
     """``127.0.0.1:8787`` → ``127.0.0.1``; ``[::1]:8787`` → ``::1``."""
     if host.startswith("["):
-        return host[1:].partition("]")[0]
-    return host.rpartition(":")[0] if host.count(":") == 1 else host
+        return host[1:].partition("]")[0].lower()
+    return (host.rpartition(":")[0] if host.count(":") == 1 else host).lower()

@@ -28,6 +28,7 @@ class ServeSettings:
     model_id: str = DEFAULT_MODEL_ID
     generation_slots: int = 1
     max_tokens: int = 200
+    max_tokens_limit: int = 1024  # a request may ask for more, never beyond this
     repo_root: Path | None = None
 
     @property
@@ -36,7 +37,9 @@ class ServeSettings:
 
     def allowed_hosts(self) -> frozenset[str] | None:
         """Host header names accepted: on loopback only loopback names (no DNS rebinding)."""
-        return LOOPBACK_NAMES if self.loopback else None
+        if not self.loopback:
+            return None
+        return LOOPBACK_NAMES | {self.host.lower().strip("[]")}
 
 
 def is_loopback(host: str) -> bool:
@@ -64,5 +67,7 @@ def check_settings(settings: ServeSettings) -> None:
         )
     if settings.max_body_bytes < 1024 or settings.max_task_chars < 1:
         raise ConfigError("--max-body-bytes must be ≥ 1024 and --max-task-chars ≥ 1")
+    if settings.max_tokens_limit < 1:
+        raise ConfigError("--max-tokens-limit must be ≥ 1")
     if not 1 <= settings.generation_slots <= 64:
         raise ConfigError("--generation-slots must be between 1 and 64")
