@@ -36,7 +36,7 @@ from distill.replay import (
     replay,
     run_gate,
 )
-from distill.replay.bundle import MAX_STEPS
+from distill.replay.bundle import MAX_STEPS, SOURCES_CUE, completion_answer
 from distill.schemas import Bundle, ReplayRun
 
 from .conftest import FIXTURES, RECORDED_AT, read_jsonl, run_pipeline
@@ -236,8 +236,29 @@ def test_bundle_holds_at_most_3_exemplars_and_2_warnings_labelled_by_id(
     for step in bundle.validation_steps:
         assert f"- {step.step} [{step.id}]" in user
         assert step.step.split()[0].lower() in {"verify", "check", "assert", "ensure", "confirm"}
-    assert user.endswith(f"Task: {TASK}") and bundle.prompt.endswith(f"Task: {TASK}\nAnswer:")
+    assert user.endswith(f"Task: {TASK}") and bundle.prompt.endswith(f"Task: {TASK}\nSources: [")
+    for piece in bundle.exemplars:  # the demonstrations name their source before the answer
+        assert f"Task: {piece.instruction}\nSources: [{piece.id}]\nAnswer: " in bundle.prompt
     assert bundle.used <= bundle.budget and bundle.trimmed == []
+
+
+@pytest.mark.parametrize(
+    ("continuation", "answer"),
+    [
+        ("audits:AUD-1]\nAnswer: Round each line.\n", "Round each line.\nSources: [audits:AUD-1]"),
+        ("audits:AUD-1], [audits:AUD-2]\nAnswer: x", "x\nSources: [audits:AUD-1], [audits:AUD-2]"),
+        ("audits:AUD-1] and then nothing", "Sources: [audits:AUD-1] and then nothing"),
+    ],
+)
+def test_a_sources_first_completion_reads_as_answer_then_sources(
+    continuation: str, answer: str
+) -> None:
+    bundle = build_bundle(TASK, [make_hit("audits:AUD-1")])
+    assert bundle.prompt.endswith(SOURCES_CUE)
+    assert completion_answer(bundle, continuation) == answer
+    bare = build_bundle(TASK, [])  # nothing retrieved: the old "Answer:" prompt, text as is
+    assert bare.prompt == f"Task: {TASK}\nAnswer:"
+    assert completion_answer(bare, " plain text ") == "plain text"
 
 
 def test_build_bundle_picks_the_best_ranked_and_caps_steps() -> None:

@@ -225,13 +225,20 @@ def test_chat_style_posts_messages_at_temperature_zero_with_seed_and_model(base_
 
 
 def test_completion_style_posts_the_few_shot_prompt_and_stops_at_the_next_task() -> None:
-    transport = FaultInjectingTransport(completion_reply(" Round each line. "))
+    # the prompt ends at "Sources: [": the model names its source, then answers after it
+    transport = FaultInjectingTransport(
+        completion_reply("audits:AUD-1]\nAnswer: Round each line. ")
+    )
     bundle = small_bundle()
     client = client_for(transport, prompt_style="completion", seed=3)
     completion = client.complete(bundle, max_tokens=50)
     assert transport.requests[0].url.path == COMPLETION_PATH
     body = transport.bodies()[0]
-    assert body["prompt"] == bundle.prompt and body["prompt"].endswith("Answer:")
+    assert body["prompt"] == bundle.prompt
+    assert body["prompt"].endswith("Task: Fix invoice rounding\nSources: [")
+    assert (
+        "Task: Round invoice totals per line\nSources: [audits:AUD-1]\nAnswer: " in body["prompt"]
+    )
     assert body["stop"] == STOP == ["\nTask:"]
     assert (body["model"], body["temperature"], body["seed"], body["max_tokens"]) == (
         "test-model",
@@ -240,7 +247,7 @@ def test_completion_style_posts_the_few_shot_prompt_and_stops_at_the_next_task()
         50,
     )
     assert "messages" not in body
-    assert completion.text == "Round each line."
+    assert completion.text == "Round each line.\nSources: [audits:AUD-1]"  # in the chat form
     assert completion.prompt_tokens is None and completion.completion_tokens is None
 
 
@@ -427,7 +434,7 @@ def test_credentials_in_the_base_url_never_reach_the_endpoint_or_errors() -> Non
 
 
 def test_the_client_works_over_real_http(counting_server: CountingServer) -> None:
-    counting_server.script.extend(["chat answer", "completion answer"])
+    counting_server.script.extend(["chat answer", "audits:AUD-1]\nAnswer: completion answer"])
     bundle = small_bundle()
     chat = OpenAICompatibleClient(counting_server.url, "served-model", seed=5)
     completion = OpenAICompatibleClient(
@@ -439,7 +446,8 @@ def test_the_client_works_over_real_http(counting_server: CountingServer) -> Non
     finally:
         chat.close()
         completion.close()
-    assert done.text == "completion answer" and done.completion_tokens == 5
+    assert done.text == "completion answer\nSources: [audits:AUD-1]"
+    assert done.completion_tokens == 5
     first, second = counting_server.requests
     assert (first.path, second.path) == (CHAT_PATH, COMPLETION_PATH)
     assert first.body["messages"][-1]["content"].endswith("Task: Fix invoice rounding")

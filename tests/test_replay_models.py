@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from distill.index import SearchHit
 from distill.replay import LlamaCppModel, OpenAICompatibleClient, build_bundle
 from distill.replay.config import ensure_gguf
 
@@ -40,6 +41,44 @@ def test_embedded_model_answers_and_repeats_exactly(gguf: Path) -> None:
     second = model.complete(_bundle(), max_tokens=24)
     assert first.text and first.completion_tokens and first.completion_tokens <= 24
     assert first.text == second.text  # temperature 0 + state reset: exact repeat
+
+
+def _hit(id_: str, instruction: str, answer: str) -> SearchHit:
+    return SearchHit(
+        id=id_,
+        score=0.9,
+        title=instruction,
+        text=f"{instruction}\n\n{answer}",
+        category="accepted",
+        source=id_.split(":")[0],
+        task_id="T-1",
+        file_paths=[],
+        validation_steps=[],
+        sig_hash="0" * 64,
+    )
+
+
+def test_embedded_model_can_only_cite_an_exemplar_it_was_shown(gguf: Path) -> None:
+    hits = [
+        _hit(
+            "audits:AUD-7",
+            "Make the refund webhook idempotent",
+            "Store each event id in idempotency_keys and skip ids already seen.\n"
+            "- verify a replayed event is ignored",
+        ),
+        _hit(
+            "scrum_reviews:SR-3",
+            "Retry failed payouts",
+            "Queue the payout again with backoff.\n- verify a failed payout is retried once",
+        ),
+    ]
+    bundle = build_bundle(TASK, hits)
+    model = LlamaCppModel(gguf, n_ctx=2048)
+    first = model.complete(bundle, max_tokens=48)
+    assert first.completion_tokens and first.completion_tokens <= 48  # source + answer together
+    answer, _, cited = first.text.rpartition("\nSources: [")
+    assert answer.strip() and cited.rstrip("]") in {"audits:AUD-7", "scrum_reviews:SR-3"}
+    assert model.complete(bundle, max_tokens=48).text == first.text  # still exact
 
 
 def _free_port() -> int:

@@ -21,6 +21,10 @@ SYSTEM_PROMPT = (
     "heed the warnings; end with the validation steps (lines starting with 'verify' or "
     "'check'). Do not mention files that are not in the playbooks."
 )
+# The completion prompt asks for the source before the answer: a base model that has just
+# named a playbook goes on to write from it, and one asked to cite after a long answer mostly
+# forgets to (benchmarks/replay.py; README "Replay").
+SOURCES_CUE = "Sources: ["
 Counter = Callable[[str], int]
 
 
@@ -104,9 +108,9 @@ def _render(
     user = ("\n\n".join(context) + "\n\n" if context else "") + f"Task: {task}"
     messages = [Message(role="system", content=SYSTEM_PROMPT), Message(role="user", content=user)]
     demos = "".join(
-        f"Task: {p.instruction}\nAnswer: {p.response}\nSources: [{p.id}]\n\n" for p in exemplars
+        f"Task: {p.instruction}\n{SOURCES_CUE}{p.id}]\nAnswer: {p.response}\n\n" for p in exemplars
     )
-    prompt = f"{demos}Task: {task}\nAnswer:"
+    prompt = f"{demos}Task: {task}\n" + (SOURCES_CUE if exemplars else "Answer:")
     return Bundle(
         task=task,
         exemplars=exemplars,
@@ -123,3 +127,14 @@ def _render(
 
 def _chat_text(bundle: Bundle) -> str:
     return "\n".join(message.content for message in bundle.messages)
+
+
+def completion_answer(bundle: Bundle, continuation: str) -> str:
+    """The answer a completion-style model wrote after ``bundle.prompt``, in the chat form:
+    the answer first, then its ``Sources: [id]`` line (the prompt asked for the source first)."""
+    if not bundle.prompt.endswith(SOURCES_CUE):
+        return continuation.strip()
+    cited, found, answer = continuation.partition("\nAnswer:")
+    if not found:  # the model never got past the sources line: keep what it wrote
+        return (SOURCES_CUE + continuation).strip()
+    return f"{answer.strip()}\n{SOURCES_CUE}{cited.strip()}"

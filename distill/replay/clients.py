@@ -18,6 +18,7 @@ import httpx
 from pydantic import SecretStr
 
 from distill.errors import DistillError
+from distill.replay.bundle import SOURCES_CUE, completion_answer
 from distill.schemas import Bundle
 
 PromptStyle = Literal["chat", "completion"]
@@ -125,6 +126,8 @@ class OpenAICompatibleClient:
         started = time.perf_counter()
         payload, attempts = self._post(path, body)
         text = _choice_text(payload, self.prompt_style, self.endpoint + path, attempts)
+        if self.prompt_style == "completion":
+            text = completion_answer(bundle, text)
         usage = payload.get("usage") or {}
         return Completion(
             text=text,
@@ -256,15 +259,52 @@ class LlamaCppModel:
                 seed=self.seed,
             )
             text = out["choices"][0]["message"]["content"] or ""
+            usage = out.get("usage") or {}
+            tokens = (usage.get("prompt_tokens"), usage.get("completion_tokens"))
         else:
-            out = self._llm.create_completion(
-                bundle.prompt, max_tokens=max_tokens, temperature=0.0, stop=STOP, seed=self.seed
-            )
-            text = out["choices"][0]["text"]
-        usage = out.get("usage") or {}
+            text, tokens = self._complete_prompt(bundle, max_tokens)
         return Completion(
             text=text.strip(),
-            prompt_tokens=usage.get("prompt_tokens"),
-            completion_tokens=usage.get("completion_tokens"),
+            prompt_tokens=tokens[0],
+            completion_tokens=tokens[1],
             latency_ms=(time.perf_counter() - started) * 1000,
         )
+
+    def _complete_prompt(
+        self, bundle: Bundle, max_tokens: int
+    ) -> tuple[str, tuple[int | None, int | None]]:
+        """Few-shot completion. With exemplars the prompt ends at ``Sources: [``: first the
+        model picks its source under a grammar that admits only the exemplars' ids (a base
+        model cannot cite what was not retrieved), then it writes the answer after it."""
+
+        def run(prompt: str, limit: int, **kwargs: Any) -> tuple[str, dict[str, Any]]:
+            out = self._llm.create_completion(
+                prompt, max_tokens=limit, temperature=0.0, seed=self.seed, **kwargs
+            )
+            return out["choices"][0]["text"], out.get("usage") or {}
+
+        if not (bundle.exemplars and bundle.prompt.endswith(SOURCES_CUE)):
+            text, usage = run(bundle.prompt, max_tokens, stop=STOP)
+            return completion_answer(bundle, text), (
+                usage.get("prompt_tokens"),
+                usage.get("completion_tokens"),
+            )
+        from llama_cpp.llama_grammar import LlamaGrammar
+
+        ids = " | ".join(_gbnf_literal(p.id) for p in bundle.exemplars)
+        grammar = LlamaGrammar.from_string(f'root ::= ({ids}) "]"\n', verbose=False)
+        cited, first = run(bundle.prompt, min(64, max_tokens), grammar=grammar)
+        # the second call shares the prompt's prefix, which llama.cpp keeps in its cache; the
+        # two together stay within max_tokens
+        left = max(1, max_tokens - (first.get("completion_tokens") or 0))
+        answer, second = run(bundle.prompt + cited + "\nAnswer:", left, stop=STOP)
+        tokens = (
+            first.get("prompt_tokens"),
+            (first.get("completion_tokens") or 0) + (second.get("completion_tokens") or 0),
+        )
+        return f"{answer.strip()}\n{SOURCES_CUE}{cited.strip()}", tokens
+
+
+def _gbnf_literal(text: str) -> str:
+    """``text`` as a GBNF string literal."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
