@@ -22,12 +22,13 @@ from distill.home import Home
 from distill.index import PlaybookStore
 from distill.jsonio import model_line
 from distill.replay.run import REPLAY_STREAM
+from distill.runs import RunOptions, run_all
 from distill.runs.acceptance import AcceptanceReport
 from distill.runs.audit import AuditOptions, run_audit, write_audit_report
 from distill.runs.checks import CheckResult
 from distill.schemas import Attempt, AuditBaseline, AuditReport, ReplayRun, Usage
 
-from .conftest import copy_home, read_jsonl
+from .conftest import FIXTURES, RECORDED_AT, copy_home, read_jsonl
 
 runner = CliRunner()
 OPTIONS = AuditOptions(embedder="hash-384", skip=frozenset({"acceptance"}))
@@ -284,6 +285,39 @@ def test_a_partial_audit_does_not_hide_metrics_from_the_next_full_one(audited: H
     index_rows = next(d for d in full.drift if d.metric == "index.rows")
     assert index_rows.baseline == index_rows.current and not index_rows.drifted
     assert not any(d.drifted for d in full.drift)
+
+
+def test_copies_of_a_record_with_other_categories_are_not_taken_for_leaks(
+    tmp_path: Path,
+) -> None:
+    """Copies share their record's id on purpose; the audit matches rows by id and sig_hash."""
+    home = Home((tmp_path / "home").resolve())
+    shutil.copytree(FIXTURES / "sample" / "data", home.root / "data")
+    audits = home.kb_dir / "audits.jsonl"
+    accepted = next(r for r in read_jsonl(audits) if r["severity"] in ("info", "low"))
+    copy = {**accepted, "severity": "critical", "created_at": "2026-12-31T00:00:00Z"}
+    with open(audits, "ab") as handle:  # a later copy of an accepted audit, scored rejected
+        handle.write(orjson.dumps(copy) + b"\n")
+    options = RunOptions(
+        recorded_at=RECORDED_AT, repo_root=FIXTURES / "sample" / "repo", embedder="hash-384"
+    )
+    assert run_all(home, load_config(home.config_path), options).summary.passed
+    report = _audit(home)
+    assert report.passed, _failed(report)
+
+
+def test_garbage_in_the_replay_stream_is_left_to_collect_but_a_foreign_schema_is_not(
+    audited: Home,
+) -> None:
+    log = audited.kb_dir / REPLAY_STREAM
+    with open(log, "ab") as handle:
+        handle.write(b'not json\n["not", "an", "object"]\n{"note": "another tool"}\n')
+    report = _audit(audited)
+    check = next(c for c in report.checks if c.name == "the replay log validates as replay_run.v1")
+    assert check.passed and "16 other line(s)" in check.detail  # 13 from the sample + 3
+    with open(log, "ab") as handle:
+        handle.write(b'{"schema": "replay_run.v0", "run_id": "old"}\n')
+    assert "the replay log validates as replay_run.v1" in _failed(_audit(audited))
 
 
 def test_a_failing_acceptance_fails_the_audit(audited: Home) -> None:

@@ -39,9 +39,13 @@ def rows(path: Path) -> list[dict[str, Any]]:
 
     A line that is not a JSON object is a DistillError naming the file and line.
     """
+    return list(iter_rows(path))
+
+
+def iter_rows(path: Path) -> Iterator[dict[str, Any]]:
+    """``rows``, one at a time."""
     if not path.is_file():
-        return []
-    parsed = []
+        return
     for raw in iter_raw_lines(path):
         if raw.data is None or not raw.data.strip():
             continue
@@ -51,12 +55,18 @@ def rows(path: Path) -> list[dict[str, Any]]:
             raise DistillError(f"{path}:{raw.line_no}: not JSON ({err})") from err
         if not isinstance(row, dict):
             raise DistillError(f"{path}:{raw.line_no}: not a JSON object")
-        parsed.append(row)
-    return parsed
+        yield row
 
 
-def _lines(paths: list[Path]) -> int:
-    return sum(len(rows(path)) for path in paths)
+def count_rows(paths: list[Path]) -> int:
+    """Non-blank lines, without keeping them."""
+    return sum(
+        1
+        for path in paths
+        if path.is_file()
+        for raw in iter_raw_lines(path)
+        if raw.data is None or raw.data.strip()
+    )
 
 
 def file_checks(home: Home, run_folder: Path) -> Iterator[CheckResult]:
@@ -119,9 +129,9 @@ def stage_accounting(home: Home) -> dict[str, tuple[str | None, str]]:
                 for raw in iter_raw_lines(path, config.collect.max_line_bytes)
                 if raw.data is None or raw.data.strip()
             )
-    evidence = _lines(sorted(home.evidence_dir.glob("*.jsonl")))
-    skips = _lines([home.skips_path])
-    scored = _lines(sorted(home.scored_dir.glob("*.jsonl")))
+    evidence = count_rows(sorted(home.evidence_dir.glob("*.jsonl")))
+    skips = count_rows([home.skips_path])
+    scored = count_rows(sorted(home.scored_dir.glob("*.jsonl")))
     counted = f"{source_lines} source lines = {evidence} evidence + {skips} skips"
     result: dict[str, tuple[str | None, str]] = {
         "collect": (
@@ -136,17 +146,18 @@ def stage_accounting(home: Home) -> dict[str, tuple[str | None, str]]:
         ),
     }
     for export in ("rag", "sft", "preference"):
-        out = rows(home.export_path(export))
         if export == "preference":
             used = {
                 side[key]["source_run_id"]
-                for side in out
+                for side in iter_rows(home.export_path(export))
                 for key in ("chosen_provenance", "rejected_provenance")
             }
             exported = len(used)
         else:
-            exported = len(out)
-        quarantined = sum(1 for q in rows(home.quarantine_path(export)) if q.get("pair") is None)
+            exported = count_rows([home.export_path(export)])
+        quarantined = sum(
+            1 for q in iter_rows(home.quarantine_path(export)) if q.get("pair") is None
+        )
         balance = f"{scored} scored = {exported} out + {quarantined} quarantined"
         result[f"export_{export}"] = (
             None

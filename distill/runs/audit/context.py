@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -15,7 +16,7 @@ from distill.errors import DistillError
 from distill.home import Home
 from distill.index.embedders import Embedder
 from distill.jsonio import iter_raw_lines
-from distill.runs.checks import CheckResult, rows, stage_accounting
+from distill.runs.checks import CheckResult, iter_rows, stage_accounting
 from distill.schemas import AuditCheck, RunSummary, StageReceipt
 
 BASELINES_FILE = "audit_baselines.jsonl"
@@ -39,6 +40,7 @@ class AuditContext:
     run_folder: Path | None = None
     summary_error: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    self_retrieval: tuple[str, bool] | None = None  # set by the replay dry run
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -51,13 +53,23 @@ class AuditContext:
         return next((r.params for r in receipts if r.stage == stage), {})
 
     @cached_property
-    def scored(self) -> dict[str, str]:
-        """Scored record id → category, from the files on disk."""
-        return {
-            row["id"]: row["category"]
+    def scored(self) -> dict[tuple[str, str], str]:
+        """(record id, sig_hash) → category, from the files on disk. Copies of a record share its
+        id on purpose (the exporter keeps the first), so the id alone does not name one row."""
+        return {key: category for key, category in self._scored_rows}
+
+    @cached_property
+    def scored_counts(self) -> Counter[str]:
+        """Scored rows per category, every copy counted (as the score receipt counts them)."""
+        return Counter(category for _, category in self._scored_rows)
+
+    @cached_property
+    def _scored_rows(self) -> list[tuple[tuple[str, str], str]]:
+        return [
+            ((row["id"], row["provenance"]["sig_hash"]), row["category"])
             for path in sorted(self.home.scored_dir.glob("*.jsonl"))
-            for row in rows(path)
-        }
+            for row in iter_rows(path)
+        ]
 
     @cached_property
     def accounting(self) -> dict[str, tuple[str | None, str]]:

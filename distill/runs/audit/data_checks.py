@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,13 @@ from distill.runs.audit.context import (
     required,
     validate_file,
 )
-from distill.runs.checks import CheckResult, preference_checks, provenance_check, rows
+from distill.runs.checks import (
+    CheckResult,
+    count_rows,
+    preference_checks,
+    provenance_check,
+    rows,
+)
 from distill.schemas import (
     AuditBaseline,
     AuditCheck,
@@ -136,8 +141,8 @@ def evidence_checks(ctx: AuditContext) -> Iterator[AuditCheck]:
             f"+ skipped {report.skipped_total} + quarantined {report.quarantined_total}",
         ),
     )
-    on_disk = len(rows(ctx.home.skips_path))
-    evidence = sum(len(rows(p)) for p in sorted(ctx.home.evidence_dir.glob("*.jsonl")))
+    on_disk = count_rows([ctx.home.skips_path])
+    evidence = count_rows(sorted(ctx.home.evidence_dir.glob("*.jsonl")))
     receipt = receipt_of(ctx, "collect")
     read = receipt.counts.records_in if receipt and receipt.counts else None
     yield required(
@@ -168,7 +173,7 @@ def evidence_checks(ctx: AuditContext) -> Iterator[AuditCheck]:
 
 def scoring_checks(ctx: AuditContext) -> Iterator[AuditCheck]:
     yield required("scoring", balance(ctx, "score", "every evidence row is scored"))
-    on_disk = Counter(ctx.scored.values())
+    on_disk = ctx.scored_counts
     for category in Category:
         ctx.metrics[f"category.{category.value}"] = on_disk.get(category.value, 0)
     shown = ", ".join(f"{cat} {n}" for cat, n in sorted(on_disk.items())) or "nothing scored"
@@ -218,18 +223,24 @@ def export_checks(ctx: AuditContext) -> Iterator[AuditCheck]:
     for export in ("rag", "sft", "preference"):
         stage = f"export_{export}"
         yield required("exports", balance(ctx, stage, f"{export}: scored = out + quarantined"))
-        ctx.metrics[f"quarantine.{export}"] = len(rows(home.quarantine_path(export)))
+        ctx.metrics[f"quarantine.{export}"] = count_rows([home.quarantine_path(export)])
 
 
 def _allowed(
-    ctx: AuditContext, name: str, exported: list[dict[str, Any]], key: str, allowed: set[str]
+    ctx: AuditContext,
+    name: str,
+    exported: list[dict[str, Any]],
+    key_field: str,
+    allowed: set[str],
 ) -> CheckResult:
-    """Both the row's own label and the category its record was scored with must be allowed."""
-    bad = [
-        f"{row.get('id')} ({row.get(key)}, scored {ctx.scored.get(row.get('id', ''), 'unknown')})"
-        for row in exported
-        if row.get(key) not in allowed or ctx.scored.get(row.get("id", "")) not in allowed
-    ]
+    """Both the row's own label and the category its source row was scored with (matched by id
+    and sig_hash) must be allowed."""
+    bad = []
+    for row in exported:
+        key = (str(row.get("id")), str((row.get("provenance") or {}).get("sig_hash")))
+        scored = ctx.scored.get(key, "unknown")
+        if row.get(key_field) not in allowed or scored not in allowed:
+            bad.append(f"{key[0]} ({row.get(key_field)}, scored {scored})")
     return CheckResult(
         name,
         not bad,

@@ -160,7 +160,7 @@ def replay_audit_checks(ctx: AuditContext) -> Iterator[AuditCheck]:
     """The replay log is also a source stream: rows from other tools (no ``schema`` tag) sit
     beside distill's own replay_run.v1 lines. Distill's lines are held to the schema and the
     escalation guard; the other rows are collect's to judge, and are only counted here."""
-    from distill.replay.run import REPLAY_STREAM
+    from distill.replay.run import REPLAY_STREAM, ReplayOptions
 
     log = ctx.home.kb_dir / REPLAY_STREAM
     own: list[tuple[int, dict[str, Any]]] = []
@@ -171,14 +171,13 @@ def replay_audit_checks(ctx: AuditContext) -> Iterator[AuditCheck]:
         try:
             row = orjson.loads(raw.data or b"")
         except orjson.JSONDecodeError:
-            invalid.append(f"line {raw.line_no}: not JSON")
-            continue
-        if isinstance(row, dict) and "schema" not in row:
-            foreign += 1
-        elif isinstance(row, dict) and row["schema"] == "replay_run.v1":
+            row = None
+        if isinstance(row, dict) and row.get("schema") == "replay_run.v1":
             own.append((raw.line_no, row))
-        else:
-            invalid.append(f"line {raw.line_no}: not a replay_run.v1 object")
+        elif isinstance(row, dict) and "schema" in row:
+            invalid.append(f"line {raw.line_no}: schema {row['schema']!r}, not replay_run.v1")
+        else:  # another tool's row, or a garbage line: collect keeps or skips it with a reason
+            foreign += 1
     checked = 0
     for n, (line_no, row) in enumerate(own, 1):
         if ctx.full or n <= SAMPLE_HEAD or n % SAMPLE_STRIDE == 0:
@@ -197,12 +196,23 @@ def replay_audit_checks(ctx: AuditContext) -> Iterator[AuditCheck]:
         else "no replay runs logged yet"
     )
     if foreign:
-        detail += f"; {foreign} row(s) from other tools (no schema tag) left to collect"
+        detail += f"; {foreign} other line(s) (no schema tag) left to collect"
     yield required(
         "replay", CheckResult("the replay log validates as replay_run.v1", not invalid, detail)
     )
     yield required("replay", _escalation_guard(ctx, own))
     yield required("replay", _dry_run(ctx))
+    if ctx.self_retrieval is not None:
+        record_id, found = ctx.self_retrieval
+        yield info(
+            "replay",
+            CheckResult(
+                "the fixed task retrieves its own playbook",
+                found,
+                f"{record_id} {'in' if found else 'not in'} the top {ReplayOptions().top_k} "
+                "(near-duplicate playbooks can outrank it)",
+            ),
+        )
 
 
 def _escalation_guard(ctx: AuditContext, own: list[tuple[int, dict[str, Any]]]) -> CheckResult:
@@ -262,11 +272,12 @@ def _dry_run(ctx: AuditContext) -> CheckResult:
     except DistillError as err:
         return CheckResult(name, False, str(err))
     labelled = all(f"[{p.id}]" in run.bundle.messages[-1].content for p in run.bundle.exemplars)
-    found = ctx.task is not None or any(h.id == record["id"] for h in run.hits if record)
+    found = record is not None and any(h.id == record["id"] for h in run.hits)
+    if ctx.task is None and record is not None:
+        ctx.self_retrieval = (record["id"], found)
     return CheckResult(
         name,
-        bool(run.bundle.exemplars) and labelled and found,
+        bool(run.bundle.exemplars) and labelled,
         f"{task[:50]!r}: {len(run.hits)} hits, {len(run.bundle.exemplars)} exemplars, "
-        f"ids labelled: {labelled}"
-        + ("" if found else f"; {record and record['id']} not retrieved"),
+        f"ids labelled: {labelled}",
     )
