@@ -290,9 +290,8 @@ def base_row(stream: str, synth: Synth) -> dict[str, Any]:
                 "grounded_fraction": round(rng.random(), 3),
                 "cited": rng.randint(0, 8),
             }
-    else:  # replay_runs
+    else:  # replay_runs: another replay tool's rows (no schema tag: they are not replay_run.v1)
         row = {
-            "schema": "replay_run.v1",
             "task_id": task,
             "task": f"{rng.choice(_VERBS).capitalize()} {synth.short(4, 9).lower()}",
             "task_hash": f"{rng.getrandbits(64):016x}",

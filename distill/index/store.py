@@ -299,7 +299,12 @@ class PlaybookStore:
         }
 
     def rows(self, columns: list[str]) -> list[dict[str, Any]]:
-        return list(self.open().to_arrow().select(columns).to_pylist())
+        """Only ``columns`` of every row: a projected scan, never the vectors and texts too."""
+        table = self.open()
+        count = table.count_rows()
+        if count == 0:
+            return []
+        return list(table.search().select(columns).limit(count).to_arrow().to_pylist())
 
 
 def source_digest(path: Path) -> str:

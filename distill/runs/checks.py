@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,34 +169,32 @@ def stage_accounting(home: Home) -> dict[str, tuple[str | None, str]]:
     return result
 
 
-def preference_checks(pref: list[dict[str, Any]]) -> Iterator[CheckResult]:
-    yield CheckResult("preference has at least one pair", bool(pref), f"{len(pref)} pairs")
-    self_pairs = [
-        p["id"]
-        for p in pref
-        if p["chosen_provenance"]["source_run_id"] == p["rejected_provenance"]["source_run_id"]
-        or p["chosen_provenance"]["sig_hash"] == p["rejected_provenance"]["sig_hash"]
-    ]
+def preference_checks(pref: Iterable[dict[str, Any]]) -> Iterator[CheckResult]:
+    """One pass over the pairs, keeping only what is wrong (and a count per task)."""
+    pairs = 0
+    self_pairs: list[str] = []
+    identical: list[str] = []
+    cross: list[str] = []
+    per_task: Counter[Any] = Counter()
+    for p in pref:
+        pairs += 1
+        chosen, rejected = p["chosen_provenance"], p["rejected_provenance"]
+        if (
+            chosen["source_run_id"] == rejected["source_run_id"]
+            or chosen["sig_hash"] == rejected["sig_hash"]
+        ):
+            self_pairs.append(p["id"])
+        if p["chosen"][0]["content"].strip() == p["rejected"][0]["content"].strip():
+            identical.append(p["id"])
+        if not (chosen.get("task_id") == rejected.get("task_id") == p.get("task_id")):
+            cross.append(p["id"])
+        per_task[p.get("task_id")] += 1
+    yield CheckResult("preference has at least one pair", bool(pairs), f"{pairs} pairs")
     yield CheckResult("preference has no self-pair", not self_pairs, ", ".join(self_pairs[:5]))
-    identical = [
-        p["id"]
-        for p in pref
-        if p["chosen"][0]["content"].strip() == p["rejected"][0]["content"].strip()
-    ]
     yield CheckResult(
         "preference has no identical chosen/rejected", not identical, ", ".join(identical[:5])
     )
-    cross = [
-        p["id"]
-        for p in pref
-        if not (
-            p["chosen_provenance"].get("task_id")
-            == p["rejected_provenance"].get("task_id")
-            == p.get("task_id")
-        )
-    ]
     yield CheckResult("preference has no cross-task pair", not cross, ", ".join(cross[:5]))
-    per_task = Counter(p.get("task_id") for p in pref)
     over = [task for task, count in per_task.items() if count > 5]
     yield CheckResult(
         "preference has at most 5 pairs per task", not over, ", ".join(map(str, over))
@@ -203,19 +202,23 @@ def preference_checks(pref: list[dict[str, Any]]) -> Iterator[CheckResult]:
 
 
 def provenance_check(
-    rag: list[dict[str, Any]], sft: list[dict[str, Any]], pref: list[dict[str, Any]]
+    rag: Iterable[dict[str, Any]], sft: Iterable[dict[str, Any]], pref: Iterable[dict[str, Any]]
 ) -> CheckResult:
-    sides = [row["provenance"] for row in rag + sft]
-    sides += [p[key] for p in pref for key in ("chosen_provenance", "rejected_provenance")]
-    bad = [
-        side.get("source_run_id")
-        for side in sides
-        if not _SHA256.match(str(side.get("sig_hash", ""))) or not side.get("source_run_id")
-    ]
+    """Every provenance block, streamed: a 64-hex sig_hash and a source_run_id."""
+    sides = itertools.chain(
+        (row["provenance"] for row in itertools.chain(rag, sft)),
+        (p[key] for p in pref for key in ("chosen_provenance", "rejected_provenance")),
+    )
+    seen = 0
+    bad: list[Any] = []
+    for side in sides:
+        seen += 1
+        if not _SHA256.match(str(side.get("sig_hash", ""))) or not side.get("source_run_id"):
+            bad.append(side.get("source_run_id"))
     return CheckResult(
         "every export row carries a sig_hash and a source_run_id",
         not bad,
-        f"bad: {bad[:5]}" if bad else f"{len(sides)} provenance blocks complete",
+        f"bad: {bad[:5]}" if bad else f"{seen} provenance blocks complete",
     )
 
 
@@ -246,7 +249,7 @@ def index_sync_checks(home: Home, uri: str) -> Iterator[CheckResult]:
     from distill.errors import DistillError
     from distill.index import PlaybookStore
 
-    export = {r["id"]: r["provenance"]["sig_hash"] for r in rows(home.export_path("rag"))}
+    export = {r["id"]: r["provenance"]["sig_hash"] for r in iter_rows(home.export_path("rag"))}
     if "://" not in uri and not Path(uri).is_dir():  # never let a check create the folder
         yield CheckResult(
             "index rows == RAG export rows", False, f"no index at {uri}: run `distill index build`"

@@ -56,20 +56,22 @@ class AuditContext:
     def scored(self) -> dict[tuple[str, str], str]:
         """(record id, sig_hash) → category, from the files on disk. Copies of a record share its
         id on purpose (the exporter keeps the first), so the id alone does not name one row."""
-        return {key: category for key, category in self._scored_rows}
+        return self._scored[0]
 
-    @cached_property
+    @property
     def scored_counts(self) -> Counter[str]:
         """Scored rows per category, every copy counted (as the score receipt counts them)."""
-        return Counter(category for _, category in self._scored_rows)
+        return self._scored[1]
 
     @cached_property
-    def _scored_rows(self) -> list[tuple[tuple[str, str], str]]:
-        return [
-            ((row["id"], row["provenance"]["sig_hash"]), row["category"])
-            for path in sorted(self.home.scored_dir.glob("*.jsonl"))
-            for row in iter_rows(path)
-        ]
+    def _scored(self) -> tuple[dict[tuple[str, str], str], Counter[str]]:
+        by_key: dict[tuple[str, str], str] = {}
+        counts: Counter[str] = Counter()
+        for path in sorted(self.home.scored_dir.glob("*.jsonl")):
+            for row in iter_rows(path):
+                by_key[(row["id"], row["provenance"]["sig_hash"])] = row["category"]
+                counts[row["category"]] += 1
+        return by_key, counts
 
     @cached_property
     def accounting(self) -> dict[str, tuple[str | None, str]]:

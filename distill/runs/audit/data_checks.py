@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,9 @@ from distill.runs.audit.context import (
 from distill.runs.checks import (
     CheckResult,
     count_rows,
+    iter_rows,
     preference_checks,
     provenance_check,
-    rows,
 )
 from distill.schemas import (
     AuditBaseline,
@@ -200,9 +200,9 @@ def scoring_checks(ctx: AuditContext) -> Iterator[AuditCheck]:
 
 
 def export_checks(ctx: AuditContext) -> Iterator[AuditCheck]:
+    """Streamed: each export is read row by row (twice for provenance), never held whole."""
     home = ctx.home
-    rag, sft = rows(home.export_path("rag")), rows(home.export_path("sft"))
-    pref = rows(home.export_path("preference"))
+    paths = {name: home.export_path(name) for name in ("rag", "sft", "preference")}
     sft_allowed = {"accepted"}
     if ctx.stage_params("export_sft").get("include_partial"):
         sft_allowed.add("partially_accepted")
@@ -211,15 +211,23 @@ def export_checks(ctx: AuditContext) -> Iterator[AuditCheck]:
         rag_allowed.add("needs_human_review")
     yield required(
         "exports",
-        _allowed(ctx, "SFT holds no forbidden category", sft, "quality_score", sft_allowed),
-    )
+        _allowed(
+            ctx, "SFT holds no forbidden category", iter_rows(paths["sft"]), "quality_score",
+            sft_allowed,
+        ),
+    )  # fmt: skip
     yield required(
-        "exports", _allowed(ctx, "RAG holds no rejected run", rag, "category", rag_allowed)
+        "exports",
+        _allowed(
+            ctx, "RAG holds no rejected run", iter_rows(paths["rag"]), "category", rag_allowed
+        ),
     )
-    for check in preference_checks(pref):
+    for check in preference_checks(iter_rows(paths["preference"])):
         level = info if check.name == "preference has at least one pair" else required
         yield level("exports", check)
-    yield required("exports", provenance_check(rag, sft, pref))
+    yield required(
+        "exports", provenance_check(*(iter_rows(paths[n]) for n in ("rag", "sft", "preference")))
+    )
     for export in ("rag", "sft", "preference"):
         stage = f"export_{export}"
         yield required("exports", balance(ctx, stage, f"{export}: scored = out + quarantined"))
@@ -229,14 +237,16 @@ def export_checks(ctx: AuditContext) -> Iterator[AuditCheck]:
 def _allowed(
     ctx: AuditContext,
     name: str,
-    exported: list[dict[str, Any]],
+    exported: Iterable[dict[str, Any]],
     key_field: str,
     allowed: set[str],
 ) -> CheckResult:
     """Both the row's own label and the category its source row was scored with (matched by id
     and sig_hash) must be allowed."""
     bad = []
+    seen = 0
     for row in exported:
+        seen += 1
         key = (str(row.get("id")), str((row.get("provenance") or {}).get("sig_hash")))
         scored = ctx.scored.get(key, "unknown")
         if row.get(key_field) not in allowed or scored not in allowed:
@@ -246,7 +256,7 @@ def _allowed(
         not bad,
         f"{len(bad)} row(s): {', '.join(bad[:3])}"
         if bad
-        else f"{len(exported)} rows, all {' or '.join(sorted(allowed))}",
+        else f"{seen} rows, all {' or '.join(sorted(allowed))}",
     )
 
 

@@ -21,7 +21,7 @@ from distill.runs.audit.context import (
     info,
     required,
 )
-from distill.runs.checks import CheckResult, index_sync_checks, receipts_valid, rows
+from distill.runs.checks import CheckResult, index_sync_checks, iter_rows, receipts_valid
 from distill.schemas import AuditCheck, ReplayRun
 
 
@@ -250,7 +250,7 @@ def _dry_run(ctx: AuditContext) -> CheckResult:
     from distill.replay import ReplayOptions, replay
 
     name = "a dry-run replay of a fixed task works"
-    rag = rows(ctx.home.export_path("rag"))
+    rag = iter_rows(ctx.home.export_path("rag"))
     record = next((r for r in rag if r.get("category") == "accepted"), None)
     task = ctx.task or (record["instruction"] if record else None)
     if task is None:
