@@ -49,6 +49,19 @@ DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Compute and report; 
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print the machine result as JSON on stdout.")
 ]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="Model name on the server.")]
+ModelUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model-url",
+        help="OpenAI-compatible server for the local model "
+        "(else $DISTILL_MODEL_URL, else the embedded GGUF).",
+    ),
+]
+PromptStyleOpt = Annotated[
+    str | None,
+    typer.Option("--prompt-style", help="chat or completion (default: from the model)."),
+]
 RepoRootOpt = Annotated[
     Path | None,
     typer.Option(

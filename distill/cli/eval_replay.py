@@ -11,6 +11,8 @@ from rich.console import Console
 from distill.cli.common import (
     HomeOpt,
     JsonOpt,
+    ModelOpt,
+    ModelUrlOpt,
     err_console,
     handles_errors,
     print_json,
@@ -37,8 +39,8 @@ def eval_replay_command(
     ],
     home: HomeOpt = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Only the first N tasks.")] = None,
-    model_url: Annotated[str | None, typer.Option("--model-url", help="Model server.")] = None,
-    model: Annotated[str | None, typer.Option("--model", help="Model name on the server.")] = None,
+    model_url: ModelUrlOpt = None,
+    model: ModelOpt = None,
     allow_escalation: Annotated[
         bool, typer.Option("--allow-escalation", help="Let failed answers escalate.")
     ] = False,

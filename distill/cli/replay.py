@@ -10,6 +10,9 @@ from rich.markup import escape
 from distill.cli.common import (
     HomeOpt,
     JsonOpt,
+    ModelOpt,
+    ModelUrlOpt,
+    PromptStyleOpt,
     RepoRootOpt,
     err_console,
     handles_errors,
@@ -52,19 +55,9 @@ def replay_command(
         bool,
         typer.Option("--dry-run", help="Build and print the bundle; call no model (still logged)."),
     ] = False,
-    model: Annotated[str | None, typer.Option("--model", help="Model name on the server.")] = None,
-    model_url: Annotated[
-        str | None,
-        typer.Option(
-            "--model-url",
-            help="OpenAI-compatible server for the local model "
-            "(else $DISTILL_MODEL_URL, else the embedded GGUF).",
-        ),
-    ] = None,
-    prompt_style: Annotated[
-        str | None,
-        typer.Option("--prompt-style", help="chat or completion (default: from the model)."),
-    ] = None,
+    model: ModelOpt = None,
+    model_url: ModelUrlOpt = None,
+    prompt_style: PromptStyleOpt = None,
     max_tokens: Annotated[
         int | None, typer.Option("--max-tokens", help="Answer length cap.")
     ] = None,

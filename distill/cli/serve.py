@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from distill.cli.common import HomeOpt, RepoRootOpt, err_console, handles_errors, resolve_home
+from distill.cli.common import (
+    HomeOpt,
+    ModelOpt,
+    ModelUrlOpt,
+    PromptStyleOpt,
+    RepoRootOpt,
+    err_console,
+    handles_errors,
+    resolve_home,
+)
 from distill.cli.index import IndexDirOpt
 from distill.errors import ConfigError, DistillError
 from distill.index.store import resolve_index_uri
@@ -25,19 +34,9 @@ def serve_command(
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8787,
     home: HomeOpt = None,
     index_dir: IndexDirOpt = None,
-    model: Annotated[str | None, typer.Option("--model", help="Model name on the server.")] = None,
-    model_url: Annotated[
-        str | None,
-        typer.Option(
-            "--model-url",
-            help="OpenAI-compatible server for the local model "
-            "(else $DISTILL_MODEL_URL, else the embedded GGUF).",
-        ),
-    ] = None,
-    prompt_style: Annotated[
-        str | None,
-        typer.Option("--prompt-style", help="chat or completion (default: from the model)."),
-    ] = None,
+    model: ModelOpt = None,
+    model_url: ModelUrlOpt = None,
+    prompt_style: PromptStyleOpt = None,
     repo_root: RepoRootOpt = None,
     model_id: Annotated[
         str, typer.Option("--model-id", help="The model name OpenAI clients ask for.")
