@@ -87,7 +87,7 @@ if str(REPO) not in sys.path:  # run from a checkout without `pip install -e .`
 import distill.index.search as search_module  # noqa: E402
 from distill.index import HashingEmbedder, PlaybookStore, Retriever  # noqa: E402
 from distill.index.embedders import Progress  # noqa: E402
-from distill.index.search import RRF_K, SearchHit, fuse  # noqa: E402
+from distill.index.search import HIT_COLUMNS, RRF_K, SearchHit, fuse  # noqa: E402
 from distill.index.store import DEFAULT_ANN_THRESHOLD, TABLE, IndexReport  # noqa: E402
 from distill.schemas import RagSample  # noqa: E402
 from distill.schemas.common import Category, Provenance  # noqa: E402
@@ -647,19 +647,8 @@ class Baseline:
 
 
 def _columns(store: PlaybookStore) -> tuple[dict[str, list[Any]], np.ndarray]:
-    names = [
-        "id",
-        "title",
-        "text",
-        "category",
-        "source",
-        "task_id",
-        "file_paths",
-        "validation_steps",
-        "sig_hash",
-    ]
     table = store.open().to_arrow()
-    columns = {name: table.column(name).to_pylist() for name in names}
+    columns = {name: table.column(name).to_pylist() for name in HIT_COLUMNS}
     vector = table.column("vector").combine_chunks()
     dim = vector.type.list_size
     vectors = vector.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
@@ -841,10 +830,6 @@ class SearchResult:
     lean_agreement: float = 1.0
 
 
-SELECT = ["id", "title", "text", "category", "source", "task_id", "file_paths",
-          "validation_steps", "sig_hash"]  # fmt: skip
-
-
 class _LeanBuilder:
     """A LanceDB query builder whose ``select`` keeps only id and the score, plus ``_rowid``."""
 
@@ -923,7 +908,7 @@ def hybrid_breakdown(
     def fetch(top: list[tuple[str, int]]) -> list[dict[str, Any]]:
         if not top:
             return []
-        rows = retriever.table.take_row_ids([r for _, r in top]).select(SELECT).to_list()
+        rows = retriever.table.take_row_ids([r for _, r in top]).select(HIT_COLUMNS).to_list()
         by_id = {row["id"]: row for row in rows}
         return [by_id[i] for i, _ in top]
 
@@ -990,20 +975,7 @@ def measure_search(args: argparse.Namespace, workdir: Path) -> SearchResult:
             .distance_type("cosine")
             .bypass_vector_index()
             .limit(TOP_K)
-            .select(
-                [
-                    "id",
-                    "title",
-                    "text",
-                    "category",
-                    "source",
-                    "task_id",
-                    "file_paths",
-                    "validation_steps",
-                    "sig_hash",
-                    "_distance",
-                ]
-            )
+            .select([*HIT_COLUMNS, "_distance"])
             .to_list()
         )
 

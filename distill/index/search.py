@@ -24,7 +24,7 @@ DEFAULT_ALPHA = 0.4
 # HNSW search breadth once the ANN index exists: LanceDB's default gave recall@10 0.63 against
 # exact cosine at 100k rows; ef=300 gave 0.90 at the same p50 (benchmarks/index.py).
 ANN_EF = 300
-_COLUMNS = [
+HIT_COLUMNS = [  # what a SearchHit is built from
     "id",
     "title",
     "text",
@@ -108,7 +108,7 @@ class Retriever:
         builder = builder.ef(ANN_EF)  # ignored by an exact (brute-force) search
         if where:
             builder = builder.where(where, prefilter=True)
-        rows = builder.limit(limit).select([*_COLUMNS, "_distance"]).to_list()
+        rows = builder.limit(limit).select([*HIT_COLUMNS, "_distance"]).to_list()
         for row in rows:
             row["_raw_score"] = 1.0 - float(row.pop("_distance"))
         return list(rows)
@@ -121,7 +121,7 @@ class Retriever:
         builder = self.table.search(match, query_type="fts")
         if where:
             builder = builder.where(where, prefilter=True)
-        rows = builder.limit(limit).select([*_COLUMNS, "_score"]).to_list()
+        rows = builder.limit(limit).select([*HIT_COLUMNS, "_score"]).to_list()
         for row in rows:
             row["_raw_score"] = float(row.pop("_score"))
         return list(rows)
