@@ -84,6 +84,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(REPO))
 
+from machine import describe  # noqa: E402  (benchmarks/machine.py)
+
 import distill.index.search as search_module  # noqa: E402
 from distill.index import HashingEmbedder, PlaybookStore, Retriever  # noqa: E402
 from distill.index.embedders import Progress  # noqa: E402
@@ -1164,19 +1166,8 @@ def _versions() -> str:
 
 
 def _machine(threads: str) -> list[str]:
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem = ""
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        total = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
-        mem = f", {int(total) / 1024 / 1024:.0f} GiB RAM"
     return [
-        f"- machine: {os.cpu_count()} cores ({cpu}){mem}, {platform.system()} "
-        f"{platform.release()}; python {platform.python_version()}",
+        f"- machine: {describe()}; python {platform.python_version()}",
         f"- {_versions()}",
         f"- threads: {threads}",
     ]

@@ -54,6 +54,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(REPO))
 
+from machine import describe  # noqa: E402  (benchmarks/machine.py)
+
 from distill.config import load_config  # noqa: E402
 from distill.home import Home  # noqa: E402
 from distill.stages import (  # noqa: E402
@@ -665,19 +667,8 @@ def _machine() -> list[str]:
     import numpy
     import pydantic
 
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem = ""
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        total = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
-        mem = f", {int(total) / 1024 / 1024:.0f} GiB RAM"
     return [
-        f"- machine: {os.cpu_count()} cores ({cpu}){mem}, "
-        f"{platform.system()} {platform.release()}",
+        f"- machine: {describe()}",
         f"- python {platform.python_version()} ({platform.python_implementation()}), "
         f"pydantic {pydantic.VERSION}, orjson {orjson.__version__}, numpy {numpy.__version__}",
     ]
