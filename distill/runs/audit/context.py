@@ -75,7 +75,7 @@ class AuditContext:
 
     @cached_property
     def accounting(self) -> dict[str, tuple[str | None, str]]:
-        return stage_accounting(self.home)
+        return stage_accounting(self.home, sources=False)
 
 
 def required(group: str, check: CheckResult) -> AuditCheck:
