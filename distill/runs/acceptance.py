@@ -22,6 +22,7 @@ from distill.jsonio import write_bytes_atomic
 from distill.runs.checks import CheckResult, file_checks, index_checks, replay_checks
 from distill.runs.fixture_checks import dataset_checks
 from distill.runs.runner import RunOptions, RunResult, run_all
+from distill.runs.summary import md_cell
 
 ACCEPTANCE_RECORDED_AT = "2026-01-01T00:00:00Z"
 ACCEPTANCE_EMBEDDER = "hash-384"  # the seeded embedder: identical vectors on every machine
@@ -63,7 +64,7 @@ class AcceptanceReport:
             "|---|---|---|",
         ]
         for check in self.checks:
-            detail = check.detail.replace("|", "\\|").replace("\n", " ")
+            detail = md_cell(check.detail)
             lines.append(f"| {check.name} | {'pass' if check.passed else 'FAIL'} | {detail} |")
         return "\n".join(lines) + "\n"
 

@@ -22,6 +22,7 @@ from distill.runs.acceptance import AcceptanceReport
 from distill.runs.audit import AuditOptions, acceptance_in_tmp, run_audit, write_audit_report
 from distill.runs.receipts import code_hash, digest_files, git_sha
 from distill.runs.runner import find_run, load_summary
+from distill.runs.summary import md_cell
 from distill.schemas import (
     AuditReport,
     DriftReport,
@@ -223,8 +224,8 @@ def render_release_md(result: ReleaseResult) -> str:
         "|---|---|---|",
     ]
     for gate in result.gates:
-        detail = gate.detail.replace("|", "\\|").replace("\n", " ")
-        lines.append(f"| {gate.name} | {'pass' if gate.passed else '**FAIL**'} | {detail} |")
+        verdict = "pass" if gate.passed else "**FAIL**"
+        lines.append(f"| {gate.name} | {verdict} | {md_cell(gate.detail)} |")
     manifest = result.manifest
     if manifest is None:
         lines += [

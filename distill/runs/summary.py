@@ -5,6 +5,11 @@ from __future__ import annotations
 from distill.schemas import DriftReport, RunSummary
 
 
+def md_cell(text: str) -> str:
+    """``text`` safe inside one Markdown table cell."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
 def render_summary_md(summary: RunSummary, drift: DriftReport) -> str:
     verdict = "PASSED" if summary.passed else f"FAILED at {summary.failed_stage}"
     lines = [

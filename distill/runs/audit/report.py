@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from distill.home import Home
 from distill.jsonio import iter_raw_lines, write_bytes_atomic
 from distill.runs.audit.context import BASELINES_FILE, OWN_LINE_LIMIT
+from distill.runs.summary import md_cell
 from distill.schemas import AuditBaseline, AuditReport, MetricDrift
 
 REPORT_NAME = "audit-full-report"
@@ -92,7 +93,9 @@ def render_audit_md(report: AuditReport) -> str:
     ]
     for c in report.checks:
         result = "pass" if c.passed else ("**FAIL**" if c.level == "required" else "no")
-        lines.append(f"| {c.group} | {_cell(c.name)} | {c.level} | {result} | {_cell(c.detail)} |")
+        lines.append(
+            f"| {c.group} | {md_cell(c.name)} | {c.level} | {result} | {md_cell(c.detail)} |"
+        )
     lines += ["", "## Metrics against the baseline", ""]
     if report.baseline_created_at is None:
         lines.append("First audit of this home: no baseline yet; these metrics become it.")
@@ -112,10 +115,6 @@ def render_audit_md(report: AuditReport) -> str:
                 f"{'**drift**' if d.drifted else ''} |"
             )
     return "\n".join(lines) + "\n"
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def _num(value: float | None) -> str:
