@@ -62,7 +62,11 @@ def model_line(model: BaseModel) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class RawLine:
-    """One physical line of a JSONL file. ``data`` is None when the line was over the limit."""
+    """One physical line of a JSONL file. ``data`` is None when the line was over the limit.
+
+    ``data`` is the line's content: no line ending and, on line 1, no UTF-8 byte order mark;
+    ``sha256`` and ``size`` are those of the physical bytes (the mark included).
+    """
 
     line_no: int
     data: bytes | None
@@ -76,7 +80,7 @@ def iter_raw_lines(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> 
 
     Lines longer than ``max_line_bytes`` (not counting the ``\n`` or ``\r\n`` that ends them)
     are consumed in chunks, hashed and measured, never kept. Blank lines are yielded too, so
-    callers can count them.
+    callers can count them. A UTF-8 byte order mark at the start of the file is not content.
     """
     with open(path, "rb") as handle:
         line_no = 0
@@ -91,7 +95,8 @@ def iter_raw_lines(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> 
             if chunk.endswith(b"\n") or len(chunk) < max_line_bytes + 2:
                 body = _without_eol(chunk)
                 if len(body) <= max_line_bytes:
-                    yield RawLine(line_no, body, sha256_hex(body), len(body), start)
+                    data = body[len(_BOM) :] if start == 0 and body.startswith(_BOM) else body
+                    yield RawLine(line_no, data, sha256_hex(body), len(body), start)
                 else:
                     yield RawLine(line_no, None, sha256_hex(body), len(body), start)
                 continue
@@ -115,6 +120,9 @@ def iter_raw_lines(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> 
                     break
                 pending = following
             yield RawLine(line_no, None, digest.hexdigest(), size, start)
+
+
+_BOM = b"\xef\xbb\xbf"
 
 
 def _without_eol(chunk: bytes) -> bytes:

@@ -46,6 +46,8 @@ class SkipReason(StrEnum):
     missing_id = "missing_id"
     missing_timestamp = "missing_timestamp"
     invalid_timestamp = "invalid_timestamp"
+    too_deeply_nested = "too_deeply_nested"
+    unprocessable_row = "unprocessable_row"
 
 
 class QuarantineReason(StrEnum):

@@ -7,7 +7,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from distill.schemas import Category, most_conservative
-from distill.sources.spec import Scorable, ScoringContext, Source, SourceSpec, Verdict, text_of
+from distill.sources.spec import (
+    Scorable,
+    ScoringContext,
+    Source,
+    SourceSpec,
+    Verdict,
+    invalid_input,
+    text_of,
+)
 
 A, P, R, H = (
     Category.accepted,
@@ -37,16 +45,21 @@ class ScrumReviewSource(Source):
         signals = super().signals(row)
         signals["attempts"] = row.get("attempts", 1)
         markers = row.get("markers")
-        if isinstance(markers, list) and markers:
-            signals["markers"] = [text_of(marker) for marker in markers]
-        if row.get("tree_split_fired") is True:
-            signals["tree_split_fired"] = True
+        if markers is not None and markers != []:
+            signals["markers"] = markers  # as written: the rule refuses anything but strings
+        fired = row.get("tree_split_fired")
+        if fired is not None and fired is not False:
+            signals["tree_split_fired"] = fired
         return signals
 
     def score(self, record: Scorable, context: ScoringContext) -> Verdict:
         signals = record.signals
+        invalid = _scrum_input_problem(signals)
+        if invalid is not None:
+            return invalid
         verdict = text_of(signals.get("verdict")).strip().lower()
-        attempts = _as_number(signals.get("attempts"), 1)
+        attempts = signals.get("attempts")
+        attempts = 1 if attempts is None else attempts
         if verdict == "accepted":
             if attempts <= 1:
                 return Verdict(A, "verdict=accepted, attempts=1", True)
@@ -67,6 +80,21 @@ class ScrumReviewSource(Source):
         return Verdict(H, "no verdict, no marker", False)
 
 
+def _scrum_input_problem(signals: Mapping[str, Any]) -> Verdict | None:
+    verdict, attempts = signals.get("verdict"), signals.get("attempts")
+    if verdict is not None and not isinstance(verdict, str):
+        return invalid_input("verdict", verdict, "a string")
+    if attempts is not None and not (_is_whole(attempts) and attempts >= 1):
+        return invalid_input("attempts", attempts, "an integer >= 1")
+    markers = signals.get("markers", [])
+    if not (isinstance(markers, list) and all(isinstance(m, str) for m in markers)):
+        return invalid_input("markers", markers, "an array of strings")
+    fired = signals.get("tree_split_fired", False)
+    if not isinstance(fired, bool):
+        return invalid_input("tree_split_fired", fired, "a boolean")
+    return None
+
+
 class ModeExperimentSource(Source):
     """grounded_fraction ≥ 0.8 accepted, ≥ 0.5 partially accepted, else rejected."""
 
@@ -77,12 +105,19 @@ class ModeExperimentSource(Source):
         results = row.get("validation_results")
         if isinstance(results, dict) and "grounded_fraction" in results:
             return {"grounded_fraction": results["grounded_fraction"]}
+        if results is not None and not isinstance(results, dict):
+            return {"validation_results": results}  # as written: the rule refuses it
         return {}
 
     def score(self, record: Scorable, context: ScoringContext) -> Verdict:
-        fraction = _as_number(record.signals.get("grounded_fraction"), math.nan)
-        if math.isnan(fraction):
+        signals = record.signals
+        if "validation_results" in signals:
+            return invalid_input("validation_results", signals["validation_results"], "an object")
+        fraction = signals.get("grounded_fraction")
+        if fraction is None:
             return Verdict(H, "grounded_fraction missing", False)
+        if not _is_number(fraction) or not 0 <= fraction <= 1:
+            return invalid_input("grounded_fraction", fraction, "a number from 0 to 1")
         if fraction >= 0.8:
             return Verdict(A, f"grounded_fraction={fraction:g} >= 0.8", True)
         if fraction >= 0.5:
@@ -108,23 +143,42 @@ class ReplayRunSource(Source):
 
     def signals(self, row: Mapping[str, Any]) -> dict[str, Any]:
         signals = super().signals(row)
-        signals["escalated"] = row.get("escalated") is True
+        escalated = row.get("escalated")
+        signals["escalated"] = False if escalated is None else escalated  # the rule checks it
         return signals
 
     def score(self, record: Scorable, context: ScoringContext) -> Verdict:
-        verdict = text_of(record.signals.get("verdict")).strip().lower()
+        raw_verdict, escalated = record.signals.get("verdict"), record.signals.get("escalated")
+        if raw_verdict is not None and not isinstance(raw_verdict, str):
+            return invalid_input("verdict", raw_verdict, "a string")
+        if escalated is not None and not isinstance(escalated, bool):
+            return invalid_input("escalated", escalated, "a boolean")
+        verdict = (raw_verdict or "").strip().lower()
         if verdict == "failed":
             return Verdict(R, "gate failed", True)
         if verdict != "passed":
             return Verdict(H, f"verdict={verdict or 'missing'}", bool(verdict))
-        if record.signals.get("escalated"):
+        if escalated:
             return Verdict(H, "gate passed after escalation", True)
         if record.task_id and record.task_id in context.observer_accepted_tasks:
             return Verdict(A, "gate passed, observer accepted the task", True)
         return Verdict(P, "gate passed without escalation", True)
 
 
+def _is_number(value: Any) -> bool:
+    """A JSON number: never a boolean or a numeric string; never NaN or infinite."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value)
+
+
+def _is_whole(value: Any) -> bool:
+    """A JSON integer in JSON Schema's sense: ``2`` and ``2.0``, not ``2.5`` or ``"2"``."""
+    return _is_number(value) and float(value).is_integer()
+
+
 def _as_number(value: Any, default: float) -> float:
+    """A shard's index for ordering only (a loose reading is harmless there)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         try:
             return float(value) if isinstance(value, str) else default

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from distill.jsonio import RawLine, canonical_hash
 from distill.schemas import EvidenceRecord, SkipReason
+from distill.sources.parse import RowSkip, depth_skip, parse_row
 from distill.sources.spec import Source, text_of
 from distill.text import extract_file_paths, extract_validation_steps
 
@@ -37,26 +36,43 @@ class RowOutcome:
 def evidence_from_line(
     source: Source, raw: RawLine, *, source_file: str, recorded_at: str, max_line_bytes: int
 ) -> RowOutcome:
+    """One line of a stream → evidence, or a skip with its reason. Never raises."""
     if raw.data is None:
         return RowOutcome(
             skip=SkipReason.line_too_long, detail=f"{raw.size} bytes > limit {max_line_bytes}"
         )
     try:
-        raw.data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        return RowOutcome(skip=SkipReason.invalid_utf8, detail=str(err)[:200])
-    try:
-        row = orjson.loads(raw.data)
-    except orjson.JSONDecodeError as err:
-        return RowOutcome(skip=SkipReason.invalid_json, detail=str(err)[:200])
-    if not isinstance(row, dict):
-        return RowOutcome(skip=SkipReason.not_an_object, detail=f"a JSON {type(row).__name__}")
-    return evidence_from_row(
-        source, row, source_file=source_file, line=raw.line_no, recorded_at=recorded_at
-    )
+        row = parse_row(raw.data)
+        if isinstance(row, RowSkip):
+            return RowOutcome(skip=row.reason, detail=row.detail)
+        return _evidence(
+            source, row, source_file=source_file, line=raw.line_no, recorded_at=recorded_at
+        )
+    except Exception as err:  # the last resort: nothing one line holds may stop a run
+        return unprocessable(err)
 
 
 def evidence_from_row(
+    source: Source, row: dict[str, Any], *, source_file: str, line: int, recorded_at: str
+) -> RowOutcome:
+    """One parsed row (as :func:`parse_row` returns it) → evidence, or a skip. Never raises."""
+    try:
+        too_deep = depth_skip(row)
+        if too_deep is not None:
+            return RowOutcome(skip=too_deep.reason, detail=too_deep.detail)
+        return _evidence(source, row, source_file=source_file, line=line, recorded_at=recorded_at)
+    except Exception as err:  # the last resort: nothing one row holds may stop a run
+        return unprocessable(err)
+
+
+def unprocessable(err: Exception) -> RowOutcome:
+    """The skip for a row that raised where nothing should: the exception's type and message."""
+    return RowOutcome(
+        skip=SkipReason.unprocessable_row, detail=f"{type(err).__name__}: {err}"[:200]
+    )
+
+
+def _evidence(
     source: Source, row: dict[str, Any], *, source_file: str, line: int, recorded_at: str
 ) -> RowOutcome:
     spec = source.spec
@@ -105,7 +121,10 @@ _CANONICAL_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{6})?Z")
 
 
 def normalise_time(value: Any) -> str | None:
-    """ISO-8601 → UTC ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``; naive times are taken as UTC."""
+    """ISO-8601 → UTC ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``; naive times are taken as UTC.
+
+    RFC 3339's lower-case ``t`` and ``z`` are accepted: ``2026-01-01t00:00:00z``.
+    """
     if not isinstance(value, str):
         return None
     if _CANONICAL_TIME.fullmatch(value):  # already canonical (most rows): validate, keep as is
@@ -114,8 +133,11 @@ def normalise_time(value: Any) -> str | None:
         except ValueError:
             return None
         return value
+    text = value.strip()
+    if text.endswith("z"):
+        text = text[:-1] + "Z"
     try:
-        moment = datetime.fromisoformat(value.strip())
+        moment = datetime.fromisoformat(text)
     except ValueError:
         return None
     if moment.tzinfo is None:

@@ -104,6 +104,32 @@ def text_of(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
+_JSON_KINDS = ((bool, "a boolean"), (int, "a number"), (float, "a number"), (str, "a string"))
+
+
+def json_kind(value: Any) -> str:
+    """What JSON type ``value`` came from, for messages: "a string", "an array", …"""
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return next((name for kind, name in _JSON_KINDS if isinstance(value, kind)), "a value")
+
+
+def invalid_input(field_name: str, value: Any, expected: str) -> Verdict:
+    """A rule input of the wrong type or range: needs_human_review, never a guess.
+
+    Verdict-bearing, so a fact of the same task cannot rise above it.
+    """
+    shown = orjson.dumps(value, default=str).decode()
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    rule = f"invalid {field_name}={shown} ({json_kind(value)}): expected {expected}"
+    return Verdict(Category.needs_human_review, rule, True)
+
+
 class Source:
     """A stream adapter. Subclasses override only the parts their rule needs."""
 
@@ -144,12 +170,21 @@ class Source:
         return self.spec.consumed_fields
 
     def score(self, record: Scorable, context: ScoringContext) -> Verdict:
+        """The verdict's text, case-folded, through the verdict map.
+
+        A verdict that is not a string and matches no key (a number, a boolean, an array…) is
+        an input of the wrong type: needs_human_review, whatever ``unmapped_category`` says.
+        """
         verdict = record.signals.get("verdict")
         if verdict is None:
             return Verdict(Category.needs_human_review, "no verdict", False)
+        field_name = self.spec.verdict_field or "verdict"
+        if isinstance(verdict, list | dict):
+            return invalid_input(field_name, verdict, "a string")
         key = text_of(verdict).strip().lower()
         category = self.spec.verdict_map.get(key)
-        field_name = self.spec.verdict_field
         if category is None:
+            if not isinstance(verdict, str):
+                return invalid_input(field_name, verdict, "a string")
             return Verdict(self.spec.unmapped_category, f"{field_name}={key} (unmapped)", True)
         return Verdict(category, f"{field_name}={key}", True)

@@ -11,7 +11,7 @@ from distill.config import Config
 from distill.home import Home
 from distill.jsonio import atomic_writer, iter_raw_lines, model_line, validated_line
 from distill.schemas import EvidenceRecord, SkipRecord
-from distill.sources import Source, evidence_from_line
+from distill.sources import RowOutcome, Source, evidence_from_line, unprocessable
 from distill.stages.report import StageReport
 
 Progress = Callable[[str, int], None]
@@ -88,11 +88,13 @@ def _collect_stream(
         outcome = evidence_from_line(
             source, raw, source_file=source_file, recorded_at=recorded_at, max_line_bytes=max_line
         )
-        if outcome.payload is not None:
+        line = _line_or_skip(outcome)
+        if isinstance(line, bytes):
             report.records_out += 1
             if write is not None:
-                write(evidence_line(outcome.payload))
+                write(line)
         else:
+            outcome = line
             assert outcome.skip is not None  # evidence_from_line returns one or the other
             report.skipped[outcome.skip.value] += 1
             skip = SkipRecord(
@@ -109,6 +111,16 @@ def _collect_stream(
                 write_skip(model_line(skip))
         if progress is not None and report.records_in % 10_000 == 0:
             progress(source.name, report.records_in)
+
+
+def _line_or_skip(outcome: RowOutcome) -> bytes | RowOutcome:
+    """The evidence line, or the skip: a payload that fails evidence.v1 is a skip too."""
+    if outcome.payload is None:
+        return outcome
+    try:
+        return evidence_line(outcome.payload)
+    except Exception as err:  # the last resort: nothing one line holds may stop a run
+        return unprocessable(err)
 
 
 def evidence_line(payload: dict[str, Any]) -> bytes:
