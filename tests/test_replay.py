@@ -75,6 +75,7 @@ class ScriptedChatModel:
     """
 
     prompt_style = "chat"
+    context_tokens: int | None = None  # unknown: no task is refused for length
 
     def __init__(self, *script: Step, name: str = "scripted-local", tokenizer: bool = True):
         self.script = list(script)
@@ -86,7 +87,7 @@ class ScriptedChatModel:
     def count_tokens(self, text: str) -> int | None:
         return max(1, len(text) // 4) if self.tokenizer else None
 
-    def complete(self, bundle: Bundle, *, max_tokens: int) -> Completion:
+    def complete(self, bundle: Bundle, *, max_tokens: int, deadline: Any = None) -> Completion:
         self.calls.append(Call(bundle, max_tokens))
         step = self.script.pop(0) if len(self.script) > 1 else self.script[0]
         if isinstance(step, Exception):

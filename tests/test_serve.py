@@ -59,6 +59,7 @@ class PacedModel:
     prompt_style = "chat"
     name = "paced-local"
     endpoint = "scripted:paced-local"
+    context_tokens: int | None = None
 
     def __init__(self, pause: float = 0.02) -> None:
         self.pause = pause
@@ -70,7 +71,7 @@ class PacedModel:
     def count_tokens(self, text: str) -> int | None:
         return max(1, len(text) // 4)
 
-    def complete(self, bundle: Bundle, *, max_tokens: int) -> Completion:
+    def complete(self, bundle: Bundle, *, max_tokens: int, deadline: Any = None) -> Completion:
         with self._lock:
             self.calls += 1
             self.running += 1

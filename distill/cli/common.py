@@ -20,6 +20,7 @@ from rich.table import Table
 from distill.config import Config, format_validation_error, load_config
 from distill.errors import ConfigError, DistillError, ValidationFailed
 from distill.home import Home
+from distill.secrets import scrub
 from distill.sources.rows import normalise_time
 from distill.stages import StageReport
 
@@ -118,12 +119,9 @@ def resolve_recorded_at(value: str | None) -> str:
 
 
 def print_json(payload: Any) -> None:
-    sys.stdout.write(
-        orjson.dumps(
-            payload, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS, default=str
-        ).decode()
-        + "\n"
-    )
+    """``payload`` as indented JSON on stdout, with every configured secret redacted."""
+    text = orjson.dumps(payload, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS, default=str)
+    sys.stdout.write(scrub(text.decode()) + "\n")
 
 
 def print_report(report: StageReport) -> None:

@@ -20,15 +20,26 @@ from distill.cli.common import (
     resolve_home,
 )
 from distill.cli.index import IndexDirOpt
-from distill.errors import ConfigError
+from distill.errors import ConfigError, DistillError
 from distill.index import PlaybookStore, Retriever
 from distill.index.store import resolve_index_uri
 from distill.replay import ReplayOptions, replay
-from distill.replay.config import escalation_settings, local_settings, open_model
+from distill.replay.config import escalation_settings, local_settings, open_model, replay_deadline
+from distill.replay.limits import DEADLINE_ENV
 from distill.replay.remote import ReplayRequest, replay_remote, token_from_env
+from distill.replay.run import scrubbed_run
 from distill.schemas import ReplayRun
 
 EXIT_GATE_FAILED = 2
+DeadlineOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--deadline",
+        help="Seconds the model calls of one replay may take in all, retries and escalation "
+        f"included (else ${DEADLINE_ENV}, else 180).",
+        show_default=False,
+    ),
+]
 
 
 @handles_errors
@@ -63,6 +74,7 @@ def replay_command(
     ] = None,
     repo_root: RepoRootOpt = None,
     index_dir: IndexDirOpt = None,
+    deadline: DeadlineOpt = None,
     server: Annotated[
         str | None,
         typer.Option(
@@ -75,7 +87,8 @@ def replay_command(
 ) -> None:
     """Answer a task from the team's accepted playbooks with the local model, gate it, log it.
 
-    Exit codes: 0 the final answer passed the gate (or --dry-run), 2 it did not, 1 an error.
+    Exit codes: 0 the final answer passed the gate (or --dry-run), 2 it did not, 1 an error
+    (a model that failed or missed the deadline included: its run is still logged).
     """
     if server:
         _refuse_server_side(
@@ -86,6 +99,7 @@ def replay_command(
                 "--prompt-style": prompt_style,
                 "--repo-root": repo_root,
                 "--index-dir": index_dir,
+                "--deadline": deadline,
             }
         )
         request = ReplayRequest(
@@ -99,7 +113,7 @@ def replay_command(
             max_tokens=max_tokens,
         )
         with err_console.status("replaying on the server…"):
-            run = replay_remote(server, request, token=token_from_env())
+            run = scrubbed_run(replay_remote(server, request, token=token_from_env()))
     else:
         resolved, _ = resolve_home(home)
         settings = local_settings(resolved, url=model_url, model=model, prompt_style=prompt_style)
@@ -114,6 +128,7 @@ def replay_command(
             max_tokens=max_tokens or settings.max_tokens,
             repo_root=repo_root,
             task_id=task_id,
+            deadline=replay_deadline(deadline),
         )
         with err_console.status("replaying…"):
             run = replay(
@@ -128,8 +143,20 @@ def replay_command(
         print_json(run.model_dump(mode="json", by_alias=True))
     else:
         _print_run(run)
+    _raise_model_failure(run)
     if run.verdict == "failed":
         raise typer.Exit(EXIT_GATE_FAILED)
+
+
+def _raise_model_failure(run: ReplayRun) -> None:
+    """A final attempt that got no answer is an error (exit 1), not a gate failure."""
+    final = run.attempts[-1] if run.attempts else None
+    if final is not None and final.error:
+        raise DistillError(
+            f"the {final.role} model failed: {final.error}",
+            hint=f"the run is logged as {run.run_id}; check the model server, or raise "
+            f"--deadline if it ran out of time",
+        )
 
 
 def _refuse_server_side(flags: dict[str, object]) -> None:
@@ -164,5 +191,3 @@ def _print_run(run: ReplayRun) -> None:
     for check in final.gate.checks if final.gate else []:
         if not check.passed:
             err_console.print(f"  {escape(check.name)}: {escape(check.detail)}", highlight=False)
-    if final.error:
-        err_console.print(f"  error: {escape(final.error)}", highlight=False)

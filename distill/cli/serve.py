@@ -19,9 +19,10 @@ from distill.cli.common import (
     resolve_home,
 )
 from distill.cli.index import IndexDirOpt
+from distill.cli.replay import DeadlineOpt
 from distill.errors import ConfigError, DistillError
 from distill.index.store import resolve_index_uri
-from distill.replay.config import escalation_settings, local_settings, open_model
+from distill.replay.config import escalation_settings, local_settings, open_model, replay_deadline
 from distill.replay.remote import TOKEN_ENV, token_from_env
 
 
@@ -63,6 +64,7 @@ def serve_command(
             "cannot hold the generation queue.",
         ),
     ] = 1024,
+    deadline: DeadlineOpt = None,
 ) -> None:
     """Serve replay warm: the index and the model are loaded once, then answer over HTTP.
 
@@ -87,6 +89,7 @@ def serve_command(
         max_tokens=model_settings.max_tokens,
         max_tokens_limit=max_tokens_limit,
         repo_root=repo_root,
+        deadline=replay_deadline(deadline),
     )
     check_settings(settings)  # before anything is loaded: a refused bind costs nothing
     if generation_slots > 1 and not model_settings.url:

@@ -4,11 +4,11 @@ from distill.replay.bundle import build_bundle
 from distill.replay.clients import (
     ChatModel,
     Completion,
-    LlamaCppModel,
     ModelError,
     OpenAICompatibleClient,
     RetryPolicy,
 )
+from distill.replay.embedded import LlamaCppModel
 from distill.replay.gate import HEDGING_PHRASES, GatePolicy, run_gate
 from distill.replay.run import ReplayOptions, replay
 

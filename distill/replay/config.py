@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass
@@ -12,7 +13,9 @@ from pydantic import SecretStr
 
 from distill.errors import ConfigError, DistillError
 from distill.home import Home
-from distill.replay.clients import ChatModel, LlamaCppModel, OpenAICompatibleClient, PromptStyle
+from distill.replay.clients import ChatModel, OpenAICompatibleClient, PromptStyle
+from distill.replay.embedded import LlamaCppModel
+from distill.replay.limits import DEADLINE_ENV, DEFAULT_DEADLINE_S
 
 DEFAULT_GGUF = "models/gemma-3-270m-q4_k_m.gguf"
 
@@ -83,6 +86,25 @@ def escalation_settings(home: Home) -> ModelSettings | None:
     )
 
 
+def replay_deadline(flag: float | None = None) -> float:
+    """Seconds a replay's model calls may take in all: the flag, else $DISTILL_REPLAY_DEADLINE,
+    else 180."""
+    raw = str(flag) if flag is not None else os.environ.get(DEADLINE_ENV, "")
+    if not raw:
+        return DEFAULT_DEADLINE_S
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        source = "--deadline" if flag is not None else f"${DEADLINE_ENV}"
+        raise ConfigError(
+            f"{source} {raw!r}: the replay deadline is a number of seconds above 0",
+            hint=f"e.g. --deadline 180, or {DEADLINE_ENV}=180",
+        )
+    return seconds
+
+
 def open_model(settings: ModelSettings) -> ChatModel:
     """A server when a URL is set, else the embedded GGUF (assembled from its package if needed)."""
     if settings.url:
@@ -91,6 +113,7 @@ def open_model(settings: ModelSettings) -> ChatModel:
             settings.model or "default",
             api_key=settings.api_key,
             prompt_style=settings.prompt_style or "chat",
+            context_tokens=settings.n_ctx,
         )
     if settings.path is None:
         raise ConfigError("no local model configured", hint="set [local] path in models.toml")

@@ -16,6 +16,7 @@ from distill.errors import DistillError
 from distill.replay.clients import RetryPolicy, public_url
 from distill.replay.run import ReplayOptions
 from distill.schemas import ReplayRun
+from distill.secrets import scrub
 
 TOKEN_ENV = "DISTILL_API_TOKEN"
 
@@ -37,7 +38,9 @@ class ReplayRequest(BaseModel):
     dry_run: bool = False
     max_tokens: int | None = Field(default=None, ge=1, le=8192)
 
-    def to_options(self, *, max_tokens: int, repo_root: Path | None) -> ReplayOptions:
+    def to_options(
+        self, *, max_tokens: int, repo_root: Path | None, deadline: float | None
+    ) -> ReplayOptions:
         return ReplayOptions(
             top_k=self.top_k,
             no_retrieval=self.no_retrieval,
@@ -47,6 +50,7 @@ class ReplayRequest(BaseModel):
             max_tokens=self.max_tokens or max_tokens,
             repo_root=repo_root,
             task_id=self.task_id,
+            deadline=deadline,
         )
 
 
@@ -57,8 +61,8 @@ class ServerError(DistillError):
         self, message: str, *, url: str, status: int | None, attempts: int, hint: str | None = None
     ) -> None:
         super().__init__(
-            f"{message} (url {url}, status {status}, attempt {attempts})",
-            hint=hint or "check `distill serve` is running at that URL",
+            scrub(f"{message} (url {url}, status {status}, attempt {attempts})"),
+            hint=scrub(hint or "check `distill serve` is running at that URL"),
         )
         self.url, self.status, self.attempts = url, status, attempts
 
@@ -143,4 +147,4 @@ def _error_of(response: httpx.Response) -> tuple[str, str | None]:
         error = response.json().get("error") or {}
         return str(error["message"]), error.get("hint")
     except (ValueError, AttributeError, KeyError, TypeError):
-        return response.text[:200], None
+        return scrub(response.text)[:200], None  # scrubbed whole: a cut secret would survive

@@ -13,10 +13,11 @@ from distill.errors import DistillError
 from distill.home import Home
 from distill.index import Retriever, SearchHit
 from distill.jsonio import append_line_locked, canonical_json, model_line
-from distill.replay.bundle import build_bundle
 from distill.replay.clients import ChatModel
 from distill.replay.gate import GatePolicy, cited_ids, run_gate
+from distill.replay.limits import DEFAULT_DEADLINE_S, Deadline, fit_bundle
 from distill.schemas import Attempt, Bundle, ReplayRun, RetrievalHit, Usage
+from distill.secrets import scrub
 
 REPLAY_STREAM = "replay_runs.jsonl"
 ModelFactory = Callable[[], ChatModel]
@@ -34,6 +35,7 @@ class ReplayOptions:
     repo_root: Path | None = None
     task_id: str | None = None
     log: bool = True
+    deadline: float | None = DEFAULT_DEADLINE_S  # seconds for every model call together
 
 
 def replay(
@@ -49,7 +51,10 @@ def replay(
 
     ``retriever`` is required unless ``options.no_retrieval`` (the explicit baseline): a missing
     or empty index is an error, never a silently empty bundle. Nothing reaches the escalation
-    model unless ``allow_escalation`` is set and ``local_only`` is not.
+    model unless ``allow_escalation`` is set and ``local_only`` is not. A task that does not
+    fit the model's context raises ``TaskTooLong`` before any call; ``options.deadline`` bounds
+    every model call and retry together, from the first call on. No configured secret reaches
+    the log or the returned run.
     """
     task = task.strip()
     if not task:
@@ -63,26 +68,55 @@ def replay(
         index_version = opened.version
         hits = opened.search(task, mode="hybrid", top_k=options.top_k)
     model = None if options.dry_run else local()
-    count = _token_counter(model)
-    # the budget is set in characters; a model whose tokenizer is known gets ~4 chars a token
-    unit_budget = options.budget // 4 if count is not None else options.budget
-    bundle = build_bundle(task, hits, budget=unit_budget, count=count)
+    bundle = fit_bundle(
+        task,
+        hits,
+        budget_chars=options.budget,
+        count=_token_counter(model),
+        context=model.context_tokens if model is not None else None,
+        max_tokens=options.max_tokens,
+        model=model.name if model is not None else "the model",
+    )
+    attempts = [] if model is None else _attempts(model, escalation, bundle, hits, options)
+    run, line = _without_secrets(_record(task, options, hits, index_version, bundle, attempts))
+    if options.log:
+        append_line_locked(home.kb_dir / REPLAY_STREAM, line)
+    return run
+
+
+def _attempts(
+    model: ChatModel,
+    escalation: ModelFactory | None,
+    bundle: Bundle,
+    hits: list[SearchHit],
+    options: ReplayOptions,
+) -> list[Attempt]:
+    """The local attempt, then the escalation when the gate failed and it is allowed; one
+    deadline, started at the first call, for both."""
     retrieved = [hit.id for hit in hits]
     policy = GatePolicy(repo_root=options.repo_root)
-    attempts: list[Attempt] = []
-    if model is not None:
-        attempts.append(_attempt("local", model, bundle, retrieved, policy, options.max_tokens))
-        failed = not (attempts[-1].gate and attempts[-1].gate.passed)
-        if failed and options.allow_escalation and not options.local_only and escalation:
-            attempts.append(
-                _attempt(
-                    "escalation", escalation(), bundle, retrieved, policy, options.max_tokens * 2
-                )
-            )
-    run = _record(task, options, hits, index_version, bundle, attempts)
-    if options.log:
-        append_line_locked(home.kb_dir / REPLAY_STREAM, model_line(run))
-    return run
+    deadline = Deadline.start(options.deadline) if options.deadline is not None else None
+    attempts = [_attempt("local", model, bundle, retrieved, policy, options.max_tokens, deadline)]
+    failed = not (attempts[-1].gate and attempts[-1].gate.passed)
+    if failed and options.allow_escalation and not options.local_only and escalation:
+        tokens = options.max_tokens * 2
+        attempts.append(
+            _attempt("escalation", escalation(), bundle, retrieved, policy, tokens, deadline)
+        )
+    return attempts
+
+
+def scrubbed_run(run: ReplayRun) -> ReplayRun:
+    """``run`` with every configured secret redacted (the same object when there is none)."""
+    return _without_secrets(run)[0]
+
+
+def _without_secrets(run: ReplayRun) -> tuple[ReplayRun, bytes]:
+    """The run and its log line, scrubbed as a whole: the last wall, whatever a secret came
+    in with (an upstream's echo, an answer, the task itself)."""
+    raw = model_line(run)
+    line = scrub(raw.decode()).encode()
+    return (run, raw) if line == raw else (ReplayRun.model_validate_json(line), line)
 
 
 def _token_counter(model: ChatModel | None) -> Callable[[str], int] | None:
@@ -99,9 +133,10 @@ def _attempt(
     retrieved: list[str],
     policy: GatePolicy,
     max_tokens: int,
+    deadline: Deadline | None,
 ) -> Attempt:
     try:
-        completion = model.complete(bundle, max_tokens=max_tokens)
+        completion = model.complete(bundle, max_tokens=max_tokens, deadline=deadline)
     except DistillError as err:  # a failed call is still an attempt, logged with its error
         return Attempt(
             role=role,
@@ -111,7 +146,7 @@ def _attempt(
             latency_ms=0.0,
             usage=Usage(),
             response="",
-            error=str(err),
+            error=scrub(str(err)),
             gate=None,
         )
     return Attempt(

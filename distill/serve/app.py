@@ -18,7 +18,9 @@ from starlette.responses import Response, StreamingResponse
 from distill import __version__
 from distill.errors import DistillError
 from distill.replay.clients import ModelError
+from distill.replay.limits import TaskTooLong
 from distill.replay.remote import ReplayRequest
+from distill.secrets import scrub
 from distill.serve.chat import ChatAnswer, ChatCompletionRequest, model_card, model_list
 from distill.serve.middleware import CountingMiddleware, GuardMiddleware, api_error
 from distill.serve.state import ServeState
@@ -54,7 +56,8 @@ State = Annotated[ServeState, Depends(_state)]
 
 
 def _json(payload: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(payload), media_type="application/json", headers=headers)
+    body = scrub(orjson.dumps(payload).decode())  # no configured secret leaves in an answer
+    return Response(body, media_type="application/json", headers=headers)
 
 
 def _checked_task(state: ServeState, text: str, field: str) -> str:
@@ -89,10 +92,12 @@ async def replay_endpoint(body: ReplayRequest, state: State) -> Response:
     task = _checked_task(state, body.task, "task")
     _checked_max_tokens(state, body.max_tokens)
     options = body.to_options(
-        max_tokens=state.settings.max_tokens, repo_root=state.settings.repo_root
+        max_tokens=state.settings.max_tokens,
+        repo_root=state.settings.repo_root,
+        deadline=state.settings.deadline,
     )
     run = await state.replay(task, options)
-    return Response(run.model_dump_json(by_alias=True), media_type="application/json")
+    return Response(scrub(run.model_dump_json(by_alias=True)), media_type="application/json")
 
 
 @router.post("/v1/search")
@@ -129,7 +134,11 @@ async def chat_completions(body: ChatCompletionRequest, state: State) -> Respons
         task=_checked_task(state, task, "messages: the last user message"),
         max_tokens=body.answer_limit(),
         **body.distill.model_dump(),
-    ).to_options(max_tokens=state.settings.max_tokens, repo_root=state.settings.repo_root)
+    ).to_options(
+        max_tokens=state.settings.max_tokens,
+        repo_root=state.settings.repo_root,
+        deadline=state.settings.deadline,
+    )
     run = await state.replay(task, options)
     final = run.attempts[-1] if run.attempts else None
     if final is not None and final.error and not final.response:
@@ -241,9 +250,12 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 
 async def _distill_error(request: Request, exc: Exception) -> Response:
-    """Expected failures past validation are the server's: a model server that failed is a bad
-    gateway (502); a missing index or an unusable model is the server's state (503)."""
+    """Expected failures past validation: a task over the model's context is the caller's
+    (422); a model server that failed is a bad gateway (502); a missing index or an unusable
+    model is the server's state (503)."""
     err = cast(DistillError, exc)
+    if isinstance(err, TaskTooLong):
+        return api_error(422, str(err), hint=err.hint or None, code="task_too_long")
     status = 502 if isinstance(err, ModelError) else 503
     return api_error(status, str(err), hint=err.hint or None, code=type(err).__name__)
 

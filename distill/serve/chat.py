@@ -16,6 +16,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from distill.schemas import ReplayRun
+from distill.secrets import scrub
 
 
 class ContentPart(BaseModel):
@@ -191,7 +192,7 @@ def _usage(prompt: int | None, completion: int | None) -> dict[str, int]:
 
 
 def _sse(payload: dict[str, Any]) -> bytes:
-    return b"data: " + orjson.dumps(payload) + b"\n\n"
+    return b"data: " + scrub(orjson.dumps(payload).decode()).encode() + b"\n\n"
 
 
 def model_list(model_id: str, created: int) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from distill.secrets import scrub
 from distill.serve.state import ServeStats
 
 ENDPOINTS = frozenset(
@@ -40,11 +41,12 @@ def api_error(
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Response:
-    """An error in the OpenAI shape (``{"error": {"message", "type", ...}}``) plus a hint."""
+    """An error in the OpenAI shape (``{"error": {"message", "type", ...}}``) plus a hint;
+    no configured secret is ever echoed in one."""
     kind = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
-    error: dict[str, Any] = {"message": message, "type": kind, "param": None, "code": code}
+    error: dict[str, Any] = {"message": scrub(message), "type": kind, "param": None, "code": code}
     if hint:
-        error["hint"] = hint
+        error["hint"] = scrub(hint)
     body = orjson.dumps({"error": {**error, **(extra or {})}})
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 

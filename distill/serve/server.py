@@ -13,9 +13,13 @@ from distill.serve.state import ServeState
 
 
 def log_config() -> dict[str, Any]:
-    """uvicorn's logging with the access log on stderr too: stdout is for results."""
+    """uvicorn's logging with the access log on stderr too (stdout is for results), every
+    record scrubbed of configured secrets (a traceback may quote an upstream's answer)."""
     config: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     config["handlers"]["access"]["stream"] = "ext://sys.stderr"
+    config.setdefault("filters", {})["scrub"] = {"()": "distill.secrets.ScrubbingFilter"}
+    for handler in config["handlers"].values():
+        handler.setdefault("filters", []).append("scrub")
     return config
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from distill.errors import ConfigError
+from distill.replay.limits import DEFAULT_DEADLINE_S
 from distill.replay.remote import TOKEN_ENV
 
 DEFAULT_HOST = "127.0.0.1"
@@ -30,6 +31,7 @@ class ServeSettings:
     max_tokens: int = 200
     max_tokens_limit: int = 1024  # a request may ask for more, never beyond this
     repo_root: Path | None = None
+    deadline: float = DEFAULT_DEADLINE_S  # seconds of model calls per replay, retries included
 
     @property
     def loopback(self) -> bool:
