@@ -88,5 +88,11 @@ class Home:
         return {
             path.stem: path
             for path in sorted(self.kb_dir.glob("*.jsonl"))
-            if path.name not in NOT_STREAMS
+            if path.name not in NOT_STREAMS and path.is_file()
         }
+
+    def not_files(self) -> list[Path]:
+        """``*.jsonl`` entries under ``data/_kb/`` that are not files (a folder, a dead link)."""
+        if not self.kb_dir.is_dir():
+            return []
+        return [p for p in sorted(self.kb_dir.glob("*.jsonl")) if not p.is_file()]

@@ -9,6 +9,8 @@ import contextlib
 import functools
 import hashlib
 import os
+import re
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,6 +22,8 @@ from filelock import FileLock
 from pydantic import BaseModel
 
 DEFAULT_MAX_LINE_BYTES = 1 << 20
+TEMP_SUFFIX = ".tmp"
+_TEMP_NAME = re.compile(r"\..+\.[A-Za-z0-9_]{8}\.tmp")
 _CHUNK = 1 << 16
 
 
@@ -142,8 +146,9 @@ def atomic_writer(path: Path, verify: Callable[[Path], None] | None = None) -> I
     the rename: an exporter's re-read check raises there, so forbidden rows never land.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
+        os.fchmod(fd, _mode_for(path))
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
@@ -155,6 +160,33 @@ def atomic_writer(path: Path, verify: Callable[[Path], None] | None = None) -> I
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _mode_for(path: Path) -> int:
+    """An existing file keeps its mode; a new one gets 0666 less the umask, like open()."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~current_umask()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux allows."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (not thread-safe, hence the fallback)
+    os.umask(mask)
+    return mask
+
+
+def is_temp_file(path: Path) -> bool:
+    """Whether ``path`` is a temp file :func:`atomic_writer` makes (``.<name>.<random>.tmp``)."""
+    return _TEMP_NAME.fullmatch(path.name) is not None
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:

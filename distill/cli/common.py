@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
@@ -18,8 +19,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from distill.config import Config, format_validation_error, load_config
-from distill.errors import ConfigError, DistillError, ValidationFailed
+from distill.errors import ConfigError, DistillError, ValidationFailed, os_error
 from distill.home import Home
+from distill.lock import LockOwner, writer_lock
 from distill.secrets import scrub
 from distill.sources.rows import normalise_time
 from distill.stages import StageReport
@@ -46,6 +48,14 @@ RecordedAtOpt = Annotated[
         show_default=False,
     ),
 ]
+NoWaitOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-wait",
+        help="Fail at once when another distill command is writing this home "
+        "(default: wait for it).",
+    ),
+]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Compute and report; write nothing.")]
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print the machine result as JSON on stdout.")
@@ -68,7 +78,9 @@ RepoRootOpt = Annotated[
     typer.Option(
         "--repo-root",
         help="Check that cited file paths exist under this folder "
-        "(hallucinated_file_path). Without it the check is reported as skipped.",
+        "(hallucinated_file_path): one checkout (it holds .git), or a folder of checkouts, "
+        "picked per row by its repo field: OWNER__NAME, OWNER/NAME, then NAME. "
+        "Without it the check is reported as skipped.",
         exists=True,
         file_okay=False,
         show_default=False,
@@ -82,15 +94,18 @@ def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return func(*args, **kwargs)
+            try:
+                return func(*args, **kwargs)
+            except OSError as err:
+                raise os_error(err) from err
+            except RuntimeError as err:
+                if "symlink loop" not in str(err).lower():
+                    raise
+                raise os_error(err) from err
         except DistillError as err:
             if os.environ.get("DISTILL_DEBUG") == "1":
                 raise
-            err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
-            for line in getattr(err, "errors", [])[:10]:
-                err_console.print(f"  - {escape(line)}", highlight=False)
-            if err.hint:
-                err_console.print(f"[yellow]hint:[/] {escape(err.hint)}", highlight=False)
+            _print_error(err)
             raise typer.Exit(1) from None
         except ValidationError as err:
             if os.environ.get("DISTILL_DEBUG") == "1":
@@ -99,6 +114,49 @@ def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _print_error(err: DistillError) -> None:
+    """One line for the error, one for each detail, one for the hint: never wrapped."""
+    message = escape(scrub(str(err)))
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    for line in getattr(err, "errors", [])[:10]:
+        err_console.print(f"  - {escape(scrub(line))}", highlight=False, soft_wrap=True)
+    if err.hint:
+        err_console.print(
+            f"[yellow]hint:[/] {escape(scrub(err.hint))}", highlight=False, soft_wrap=True
+        )
+
+
+@contextlib.contextmanager
+def home_writer(
+    home: Home, command: str, no_wait: bool, *, dry_run: bool = False, sweep: bool = True
+) -> Iterator[None]:
+    """Hold the home's writer lock for a writing command; say whom we wait for.
+
+    A dry run writes nothing, so it reads like any reader: without the lock.
+    """
+    if dry_run:
+        yield
+        return
+
+    def waiting(owner: LockOwner | None) -> None:
+        who = owner.describe() if owner else "another process"
+        err_console.print(
+            f"waiting for {who} to finish writing {home.root} (--no-wait fails instead)",
+            highlight=False,
+        )
+
+    with writer_lock(
+        home, command, wait=not no_wait, on_wait=waiting, sweep_leftovers=sweep
+    ) as removed:
+        if removed:
+            err_console.print(
+                f"removed {len(removed)} leftover(s) of an interrupted run "
+                f"(e.g. {home.relative(removed[0])})",
+                highlight=False,
+            )
+        yield
 
 
 def resolve_home(flag: Path | None) -> tuple[Home, Config]:

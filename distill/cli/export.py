@@ -11,15 +11,18 @@ from distill.cli.common import (
     DryRunOpt,
     HomeOpt,
     JsonOpt,
+    NoWaitOpt,
     RecordedAtOpt,
     RepoRootOpt,
     err_console,
     finish,
     handles_errors,
+    home_writer,
     resolve_home,
     resolve_recorded_at,
 )
 from distill.stages import StageReport, export_preference, export_rag, export_sft
+from distill.stages.publish import exports_as_set
 
 app = typer.Typer(no_args_is_help=True, help="Write the datasets from data/scored-runs/.")
 
@@ -40,12 +43,17 @@ def _run(
     include_review: bool,
     include_partial: bool,
     dry_run: bool,
+    no_wait: bool,
     as_json: bool,
 ) -> None:
     resolved, _ = resolve_home(home)
     stamp = resolve_recorded_at(recorded_at)
     reports: list[StageReport] = []
-    with err_console.status("exporting…") as status:
+    with (
+        home_writer(resolved, "export " + " ".join(stages), no_wait, dry_run=dry_run),
+        exports_as_set(resolved, dry_run=dry_run) as exports,
+        err_console.status("exporting…") as status,
+    ):
         for stage in stages:
             status.update(f"exporting {stage}…")
             if stage == "rag":
@@ -74,6 +82,9 @@ def _run(
                         resolved, recorded_at=stamp, repo_root=repo_root, dry_run=dry_run
                     )
                 )
+            if not reports[-1].passed:
+                exports.failed = True  # the set goes back as it was: all or none
+                break
     finish(reports, as_json)
 
 
@@ -85,6 +96,7 @@ def rag_command(
     include_review: IncludeReviewOpt = False,
     repo_root: RepoRootOpt = None,
     dry_run: DryRunOpt = False,
+    no_wait: NoWaitOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Playbooks for retrieval: accepted + partially_accepted, never rejected."""
@@ -96,6 +108,7 @@ def rag_command(
         include_review=include_review,
         include_partial=False,
         dry_run=dry_run,
+        no_wait=no_wait,
         as_json=as_json,
     )
 
@@ -108,6 +121,7 @@ def sft_command(
     include_partial: IncludePartialOpt = False,
     repo_root: RepoRootOpt = None,
     dry_run: DryRunOpt = False,
+    no_wait: NoWaitOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """TRL prompt/completion rows: accepted only; never rejected or needs_human_review."""
@@ -119,6 +133,7 @@ def sft_command(
         include_review=False,
         include_partial=include_partial,
         dry_run=dry_run,
+        no_wait=no_wait,
         as_json=as_json,
     )
 
@@ -130,6 +145,7 @@ def preference_command(
     recorded_at: RecordedAtOpt = None,
     repo_root: RepoRootOpt = None,
     dry_run: DryRunOpt = False,
+    no_wait: NoWaitOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """TRL prompt/chosen/rejected pairs within one task_id (at most 5 per task)."""
@@ -141,6 +157,7 @@ def preference_command(
         include_review=False,
         include_partial=False,
         dry_run=dry_run,
+        no_wait=no_wait,
         as_json=as_json,
     )
 
@@ -154,6 +171,7 @@ def all_command(
     include_partial: IncludePartialOpt = False,
     repo_root: RepoRootOpt = None,
     dry_run: DryRunOpt = False,
+    no_wait: NoWaitOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """All three exports, in order rag, sft, preference."""
@@ -165,5 +183,6 @@ def all_command(
         include_review=include_review,
         include_partial=include_partial,
         dry_run=dry_run,
+        no_wait=no_wait,
         as_json=as_json,
     )

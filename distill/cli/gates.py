@@ -10,8 +10,10 @@ from rich.markup import escape
 from distill.cli.common import (
     HomeOpt,
     JsonOpt,
+    NoWaitOpt,
     err_console,
     handles_errors,
+    home_writer,
     print_json,
     resolve_home,
 )
@@ -60,6 +62,7 @@ def audit_full_command(
             show_default=False,
         ),
     ] = None,
+    no_wait: NoWaitOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Read-only checks over the home's data, index and reports, one group per stage.
@@ -78,7 +81,10 @@ def audit_full_command(
         task=task,
         skip=frozenset(skip or ()),
     )
-    with err_console.status("audit-full…") as status:
+    with (
+        home_writer(resolved, "audit-full", no_wait, sweep=False),
+        err_console.status("audit-full…") as status,
+    ):
         report = run_audit(
             resolved, config, options, on_group=lambda g: status.update(f"audit-full: {g}…")
         )
@@ -135,6 +141,7 @@ def release_freeze_command(
     embedder: EmbedderOpt = None,
     seed: SeedOpt = 0,
     index_dir: IndexDirOpt = None,
+    no_wait: NoWaitOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Rerun acceptance and audit-full, check the release gates, write the release manifest.
@@ -152,7 +159,10 @@ def release_freeze_command(
         embedder=embedder,
         seed=seed,
     )
-    with err_console.status("release-freeze…") as status:
+    with (
+        home_writer(resolved, "release-freeze", no_wait, sweep=False),
+        err_console.status("release-freeze…") as status,
+    ):
         result = release_freeze(
             resolved,
             config,

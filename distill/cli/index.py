@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 import typer
@@ -11,13 +12,16 @@ from rich.markup import escape
 from distill.cli.common import (
     HomeOpt,
     JsonOpt,
+    NoWaitOpt,
     err_console,
     handles_errors,
+    home_writer,
     print_json,
     print_report,
     resolve_home,
     table,
 )
+from distill.errors import ValidationFailed
 from distill.index import PlaybookStore, Retriever, make_embedder
 from distill.index.search import DEFAULT_ALPHA, DEFAULT_FUSION, Fusion, Mode
 from distill.index.stage import index_export
@@ -58,10 +62,15 @@ def _build(
     as_json: bool,
     *,
     rebuild: bool,
+    no_wait: bool,
 ) -> None:
     resolved, _ = resolve_home(home)
     uri = resolve_index_uri(index_dir, resolved.index_dir)
-    with err_console.status("loading the embedder…") as status:
+    command = "index build" if rebuild else "index update"
+    with (
+        home_writer(resolved, command, no_wait),
+        err_console.status("loading the embedder…") as status,
+    ):
         model = make_embedder(embedder, seed=seed)
         report, result = index_export(
             resolved,
@@ -80,6 +89,8 @@ def _build(
     )
     if as_json:
         print_json({**report.to_dict(), "index": result.__dict__})
+    if not report.passed:
+        raise ValidationFailed(f"{command} failed its own checks", report.errors)
 
 
 @app.command("build")
@@ -90,10 +101,11 @@ def build_command(
     embedder: EmbedderOpt = None,
     seed: SeedOpt = 0,
     ann_threshold: AnnOpt = DEFAULT_ANN_THRESHOLD,
+    no_wait: NoWaitOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Embed every playbook in exports/rag/playbooks.jsonl and publish a new table version."""
-    _build(home, index_dir, embedder, seed, ann_threshold, as_json, rebuild=True)
+    _build(home, index_dir, embedder, seed, ann_threshold, as_json, rebuild=True, no_wait=no_wait)
 
 
 @app.command("update")
@@ -104,10 +116,40 @@ def update_command(
     embedder: EmbedderOpt = None,
     seed: SeedOpt = 0,
     ann_threshold: AnnOpt = DEFAULT_ANN_THRESHOLD,
+    no_wait: NoWaitOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Embed only new or changed playbooks (by sig_hash), delete those gone, refresh indexes."""
-    _build(home, index_dir, embedder, seed, ann_threshold, as_json, rebuild=False)
+    _build(home, index_dir, embedder, seed, ann_threshold, as_json, rebuild=False, no_wait=no_wait)
+
+
+@app.command("cleanup")
+@handles_errors
+def cleanup_command(
+    home: HomeOpt = None,
+    index_dir: IndexDirOpt = None,
+    older_than_days: Annotated[
+        float,
+        typer.Option(
+            "--older-than-days",
+            help="Keep versions younger than this (default 0: keep only the published one).",
+        ),
+    ] = 0.0,
+    no_wait: NoWaitOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove old table versions and files an interrupted build left; keep the published one."""
+    resolved, _ = resolve_home(home)
+    store = PlaybookStore(resolve_index_uri(index_dir, resolved.index_dir))
+    with home_writer(resolved, "index cleanup", no_wait):
+        result = store.cleanup(timedelta(days=older_than_days))
+    err_console.print(
+        f"index cleanup: removed {result['versions_removed']} old version(s), "
+        f"{result['bytes_removed'] / 1e6:.1f} MB; published version {result['version']}",
+        highlight=False,
+    )
+    if as_json:
+        print_json(result)
 
 
 @app.command("stats")

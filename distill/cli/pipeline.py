@@ -8,10 +8,12 @@ from distill.cli.common import (
     DryRunOpt,
     HomeOpt,
     JsonOpt,
+    NoWaitOpt,
     RecordedAtOpt,
     err_console,
     finish,
     handles_errors,
+    home_writer,
     print_json,
     resolve_home,
     resolve_recorded_at,
@@ -61,12 +63,16 @@ def collect_command(
     home: HomeOpt = None,
     recorded_at: RecordedAtOpt = None,
     dry_run: DryRunOpt = False,
+    no_wait: NoWaitOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Read every stream in data/_kb/ into data/evidence/; bad lines go to the skips file."""
     resolved, config = resolve_home(home)
     stamp = resolve_recorded_at(recorded_at)
-    with err_console.status("collecting…") as status:
+    with (
+        home_writer(resolved, "collect", no_wait, dry_run=dry_run),
+        err_console.status("collecting…") as status,
+    ):
         report = collect(
             resolved,
             config,
@@ -82,11 +88,12 @@ def score_command(
     home: HomeOpt = None,
     recorded_at: RecordedAtOpt = None,
     dry_run: DryRunOpt = False,
+    no_wait: NoWaitOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Score the evidence into data/scored-runs/ with each stream's deterministic rule."""
     resolved, config = resolve_home(home)
-    with err_console.status("scoring…"):
+    with home_writer(resolved, "score", no_wait, dry_run=dry_run), err_console.status("scoring…"):
         report = score(
             resolved, config, recorded_at=resolve_recorded_at(recorded_at), dry_run=dry_run
         )

@@ -12,10 +12,12 @@ from rich.markup import escape
 from distill.cli.common import (
     HomeOpt,
     JsonOpt,
+    NoWaitOpt,
     RecordedAtOpt,
     RepoRootOpt,
     err_console,
     handles_errors,
+    home_writer,
     print_json,
     resolve_home,
     resolve_recorded_at,
@@ -52,6 +54,7 @@ def run_all_command(
     seed: SeedOpt = 0,
     index_dir: IndexDirOpt = None,
     no_index: Annotated[bool, typer.Option("--no-index", help="Skip the index stage.")] = False,
+    no_wait: NoWaitOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """collect → score → export rag → export sft → export preference → index, one run id.
@@ -71,7 +74,7 @@ def run_all_command(
         seed=seed,
         index_uri=index_dir,
     )
-    with err_console.status("run-all…") as status:
+    with home_writer(resolved, "run-all", no_wait), err_console.status("run-all…") as status:
         result = run_all(
             resolved, config, options, on_stage=lambda stage: status.update(f"run-all: {stage}…")
         )

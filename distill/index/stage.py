@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 
 import numpy as np
 
@@ -16,6 +17,7 @@ from distill.index.store import (
     source_digest,
 )
 from distill.jsonio import canonical_json
+from distill.limits import LineLimits
 from distill.stages.report import StageReport
 
 
@@ -34,7 +36,7 @@ def index_export(
     full build.
     """
     export = home.export_path("rag")
-    samples = read_playbooks(export)
+    samples = read_playbooks(export, LineLimits.of_home(home).export)
     store = PlaybookStore(uri)
     manifest = store.manifest()
     same_embedder = manifest is not None and manifest.embedder == embedder.identity()
@@ -55,7 +57,8 @@ def index_export(
     )
     report.inputs = [export]
     report.records_in = len(samples)
-    report.records_out = store.stats()["rows"]
+    ids = [row["id"] for row in store.rows(["id"])]
+    report.records_out = len(ids)
     report.out_by_category.update(s.category.value for s in samples)
     report.extra.update(
         {
@@ -65,15 +68,28 @@ def index_export(
             "updated": result.updated,
             "deleted": result.deleted,
             "ann_index": result.ann_index,
+            **result.extra,
         }
     )
     report.content_hash = table_content_hash(store)
-    report.checks["index_matches_export"] = (
-        "passed" if report.records_out == len(samples) else "failed"
-    )
-    if report.records_out != len(samples):
-        report.errors.append(f"index holds {report.records_out} rows, export {len(samples)}")
+    mismatch = index_mismatch(ids, [s.id for s in samples])
+    report.checks["index_matches_export"] = "failed" if mismatch else "passed"
+    if mismatch:
+        report.errors.append(mismatch)
     return report.close(), result
+
+
+def index_mismatch(indexed: list[str], exported: list[str]) -> str | None:
+    """Why the index's ids are not the export's, one for one (None when they are)."""
+    duplicates = sorted(i for i, n in Counter(indexed).items() if n > 1)
+    if len(indexed) == len(exported) and not duplicates and set(indexed) == set(exported):
+        return None
+    missing = sorted(set(exported) - set(indexed))
+    extra = sorted(set(indexed) - set(exported))
+    return (
+        f"index holds {len(indexed)} rows for {len(exported)} exported: "
+        f"{len(duplicates)} id(s) twice {duplicates[:3]}, missing {missing[:3]}, extra {extra[:3]}"
+    )
 
 
 def table_content_hash(store: PlaybookStore) -> str:

@@ -7,8 +7,10 @@ indexes not yet rebuilt) is never visible: the manifest is replaced atomically, 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,11 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from distill.errors import DistillError, InputMissingError
 from distill.index.embedders import Embedder, Progress
 from distill.jsonio import file_sha256, iter_raw_lines, write_bytes_atomic
+from distill.limits import LineLimits
 from distill.schemas import RagSample
 
 os.environ.setdefault("LANCE_LOG", "error")  # lance's Rust warnings are noise on a CLI's stderr
 TABLE = "playbooks"
 INDEX_ENV = "DISTILL_INDEX_URI"
+DEFAULT_EXPORT_LINE = LineLimits().export  # with the default max_line_bytes
 DEFAULT_ANN_THRESHOLD = 10_000  # below it LanceDB brute force was 9.6x numpy at 99,999 rows
 # Pinned explicitly: LanceDB's defaults have changed between releases.
 FTS_SETTINGS: dict[str, Any] = {
@@ -72,12 +76,18 @@ def resolve_index_uri(flag: str | None, home_index: Path) -> str:
     return flag or os.environ.get(INDEX_ENV) or str(home_index)
 
 
-def read_playbooks(path: Path) -> list[RagSample]:
+def read_playbooks(path: Path, max_line_bytes: int = DEFAULT_EXPORT_LINE) -> list[RagSample]:
+    """The RAG export's rows; ``max_line_bytes`` is the home's export line limit (LineLimits)."""
     if not path.is_file():
         raise InputMissingError(f"no RAG export at {path}", hint="run `distill export rag` first")
     samples = []
-    for raw in iter_raw_lines(path):
-        if raw.data is None or not raw.data.strip():
+    for raw in iter_raw_lines(path, max_line_bytes):
+        if raw.data is None:  # the export never writes one: the file was changed after it
+            raise DistillError(
+                f"{path}:{raw.line_no} is {raw.size} bytes, over the limit {max_line_bytes}",
+                hint="rerun `distill export rag`",
+            )
+        if not raw.data.strip():
             continue
         try:
             samples.append(RagSample.model_validate_json(raw.data))
@@ -214,6 +224,16 @@ class PlaybookStore:
         table = self._db.open_table(TABLE)
         current = table.to_arrow().select(["id", "sig_hash"]).to_pylist()
         known = {row["id"]: row["sig_hash"] for row in current}
+        if len(known) != len(current):  # an id twice: merging cannot repair it, a build does
+            report = self.build(
+                samples,
+                embedder,
+                source_sha256=source_sha256,
+                ann_threshold=ann_threshold,
+                progress=progress,
+            )
+            report.extra["repaired"] = f"{len(current) - len(known)} duplicate row(s): rebuilt"
+            return report
         wanted = {s.id: s for s in samples}
         changed = [s for s in samples if known.get(s.id) != s.provenance.sig_hash]
         gone = sorted(set(known) - set(wanted))
@@ -269,6 +289,9 @@ class PlaybookStore:
             ann_index=ann,
             source_sha256=source_sha256,
         )
+        self._write_manifest(manifest)
+
+    def _write_manifest(self, manifest: IndexManifest) -> None:
         self.manifest_path.parent.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(
             self.manifest_path,
@@ -277,6 +300,33 @@ class PlaybookStore:
                 option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS,
             ),
         )
+
+    def old_versions(self) -> int:
+        """Table versions kept besides the published one (what :meth:`cleanup` removes)."""
+        return max(len(self._db.open_table(TABLE).list_versions()) - 1, 0)
+
+    def cleanup(self, older_than: timedelta = timedelta(0)) -> dict[str, int]:
+        """Remove every version but the published one, and files no version references.
+
+        An interrupted build or update leaves newer, unpublished versions (and, killed mid-write,
+        data files no version lists): the published version is restored as the newest first, so
+        it is the one kept. Hold the home's writer lock: nothing else may write the table.
+        """
+        manifest = self.require_manifest()
+        table = self._db.open_table(TABLE)
+        before, versions = _folder_size(Path(self.uri)), len(table.list_versions())
+        if table.version != manifest.version:
+            table.restore(manifest.version)
+        with warnings.catch_warnings():  # "removes every version but the latest": the point
+            warnings.simplefilter("ignore", UserWarning)
+            table.optimize(cleanup_older_than=older_than, delete_unverified=True)
+        # compaction wrote a new version of the same rows: publish it, the old one is gone
+        self._write_manifest(manifest.model_copy(update={"version": table.version}))
+        return {
+            "versions_removed": max(versions - len(table.list_versions()), 0),
+            "bytes_removed": max(before - _folder_size(Path(self.uri)), 0),
+            "version": int(table.version),
+        }
 
     def stats(self) -> dict[str, Any]:
         manifest = self.require_manifest()

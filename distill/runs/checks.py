@@ -251,6 +251,7 @@ def index_sync_checks(home: Home, uri: str) -> Iterator[CheckResult]:
     """The table's ids and sig_hashes are the RAG export's, and every row is indexed."""
     from distill.errors import DistillError
     from distill.index import PlaybookStore
+    from distill.index.stage import index_mismatch
 
     export = {r["id"]: r["provenance"]["sig_hash"] for r in iter_rows(home.export_path("rag"))}
     if "://" not in uri and not Path(uri).is_dir():  # never let a check create the folder
@@ -260,10 +261,15 @@ def index_sync_checks(home: Home, uri: str) -> Iterator[CheckResult]:
         return
     try:
         store = PlaybookStore(uri)
-        indexed = {r["id"]: r["sig_hash"] for r in store.rows(["id", "sig_hash"])}
+        table_rows = store.rows(["id", "sig_hash"])
         stats = store.stats()
     except DistillError as err:
         yield CheckResult("index rows == RAG export rows", False, str(err))
+        return
+    indexed = {r["id"]: r["sig_hash"] for r in table_rows}
+    duplicated = index_mismatch([r["id"] for r in table_rows], list(export))
+    if duplicated and len(table_rows) != len(indexed):  # an id twice: the id sets hide it
+        yield CheckResult("index rows == RAG export rows", False, duplicated)
         return
     same = indexed == export
     changed = sorted(i for i in set(export) & set(indexed) if export[i] != indexed[i])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from distill.config import Config, format_validation_error
-from distill.errors import DistillError, InputMissingError
+from distill.errors import DistillError, InputMissingError, os_error
 from distill.home import Home
 from distill.jsonio import write_bytes_atomic, write_json_atomic
 from distill.runs.drift import compare_runs
@@ -27,6 +28,7 @@ from distill.runs.receipts import (
 )
 from distill.runs.summary import render_summary_md
 from distill.schemas import DatasetInfo, DriftReport, RunSummary, StageReceipt
+from distill.secrets import scrub
 from distill.stages import (
     StageReport,
     collect,
@@ -35,6 +37,7 @@ from distill.stages import (
     export_sft,
     score,
 )
+from distill.stages.publish import ExportSet
 
 StageFn = Callable[[], StageReport]
 
@@ -107,7 +110,12 @@ def run_all(
     stages: list[tuple[str, StageFn]] | None = None,
     on_stage: Callable[[str], None] | None = None,
 ) -> RunResult:
-    """Run every stage; a failed stage stops the ones after it (their receipts say not_run)."""
+    """Run every stage; a failed stage stops the ones after it (their receipts say not_run).
+
+    The export stages publish as a set: when one fails, the exports are put back as they were
+    before the run. Receipts and the summary are written whenever the disk allows; a write the
+    OS refuses is raised (as :class:`~distill.errors.OutputError`) after every other write.
+    """
     run_id = new_run_id()
     folder = home.reports_dir / run_id
     previous, unreadable = _previous_summary(home)
@@ -115,26 +123,63 @@ def run_all(
     started = utc_now()
     receipts: list[StageReceipt] = []
     failed: str | None = None
-    for name, run_stage in stages or pipeline_stages(home, config, options):
-        if failed is not None:
-            receipt = not_run_receipt(run_id, name, f"stage {failed} failed", sha=sha)
-        else:
-            if on_stage is not None:
-                on_stage(name)
-            receipt = _run_stage(home, run_id, name, run_stage, sha)
-            if receipt.status != "passed":
-                failed = name
-        write_json_atomic(folder / f"{name}.json", receipt.model_dump(mode="json", by_alias=True))
-        receipts.append(receipt)
+    writes = _ReportWriter()
+    exports = ExportSet(home)
+    try:
+        for name, run_stage in stages or pipeline_stages(home, config, options):
+            if failed is not None:
+                receipt = not_run_receipt(run_id, name, f"stage {failed} failed", sha=sha)
+            else:
+                if name.startswith("export_") and not exports.kept:
+                    exports.keep()
+                if on_stage is not None:
+                    on_stage(name)
+                receipt = _run_stage(home, run_id, name, run_stage, sha)
+                if receipt.status != "passed":
+                    failed = name
+            writes.json(folder / f"{name}.json", receipt.model_dump(mode="json", by_alias=True))
+            receipts.append(receipt)
+    finally:
+        if exports.kept:
+            if failed is not None and failed.startswith("export_"):
+                exports.failed = True
+                writes.attempt(exports.restore)
+            writes.attempt(exports.discard)
     summary = _summary(home, run_id, options, receipts, sha, started, failed)
     drift = compare_runs(summary, previous, options.drift_threshold)
     if unreadable:
         drift = drift.model_copy(update={"message": f"{drift.message} ({unreadable})"})
     summary = summary.model_copy(update={"drift_level": drift.level})
-    write_json_atomic(folder / "drift.json", drift.model_dump(mode="json", by_alias=True))
-    write_json_atomic(folder / "summary.json", summary.model_dump(mode="json", by_alias=True))
-    write_bytes_atomic(folder / "summary.md", render_summary_md(summary, drift).encode())
+    writes.json(folder / "drift.json", drift.model_dump(mode="json", by_alias=True))
+    writes.json(folder / "summary.json", summary.model_dump(mode="json", by_alias=True))
+    writes.attempt(
+        lambda: write_bytes_atomic(
+            folder / "summary.md", render_summary_md(summary, drift).encode()
+        )
+    )
+    writes.raise_first()
     return RunResult(summary=summary, drift=drift, folder=folder, receipts=receipts)
+
+
+class _ReportWriter:
+    """Writes that must all be tried even when one fails (a full disk frees up, a folder
+    is read-only): the first OS error is kept and raised at the end."""
+
+    def __init__(self) -> None:
+        self.first: OSError | None = None
+
+    def attempt(self, write: Callable[[], object]) -> None:
+        try:
+            write()
+        except OSError as err:
+            self.first = self.first or err
+
+    def json(self, path: Path, payload: object) -> None:
+        self.attempt(lambda: write_json_atomic(path, payload))
+
+    def raise_first(self) -> None:
+        if self.first is not None:
+            raise os_error(self.first, "could not write the run's records:") from self.first
 
 
 def _run_stage(
@@ -143,11 +188,11 @@ def _run_stage(
     started, clock = utc_now(), time.perf_counter()
     try:
         report = run_stage()
-    except (DistillError, ValidationError) as err:
-        if isinstance(err, ValidationError):
-            errors = [f"a record failed its schema: {format_validation_error(err)}"]
-        else:
-            errors = [str(err), *getattr(err, "errors", [])]
+    except Exception as err:  # every failure becomes a failed receipt, never a lost run
+        expected = isinstance(err, DistillError | ValidationError | OSError)
+        if not expected and os.environ.get("DISTILL_DEBUG") == "1":
+            raise
+        errors = stage_error_lines(err)
         return failed_receipt(
             run_id,
             name,
@@ -167,6 +212,26 @@ def _run_stage(
         ended=utc_now(),
         duration=time.perf_counter() - clock,
     )
+
+
+def stage_error_lines(err: BaseException) -> list[str]:
+    """A stage's exception as the lines its failed receipt records (never a traceback, never
+    a configured secret)."""
+    return [scrub(line) for line in _error_lines(err)]
+
+
+def _error_lines(err: BaseException) -> list[str]:
+    if isinstance(err, ValidationError):
+        return [f"a record failed its schema: {format_validation_error(err)}"]
+    if isinstance(err, OSError):
+        oserr = os_error(err)
+        return [str(oserr), f"hint: {oserr.hint}"]
+    if isinstance(err, DistillError):
+        return [str(err), *getattr(err, "errors", [])]
+    return [
+        f"unexpected {type(err).__name__}: {str(err)[:300]}",
+        "hint: a bug in distill; DISTILL_DEBUG=1 shows the traceback",
+    ]
 
 
 def _summary(

@@ -32,6 +32,8 @@ def collect(
     report = StageReport("collect", params={"recorded_at": recorded_at}, dry_run=dry_run)
     max_line = config.collect.max_line_bytes
     streams = home.stream_files()
+    for path in home.not_files():
+        report.warnings.append(f"{home.relative(path)}: not a file (a folder?), not collected")
     for name, path in streams.items():
         if name not in config.sources:
             report.warnings.append(
@@ -128,9 +130,23 @@ def evidence_line(payload: dict[str, Any]) -> bytes:
     return validated_line(EvidenceRecord, payload)
 
 
-def _remove_stale(folder: Path, keep: set[Path]) -> None:
-    """Drop outputs of streams that no longer exist, so the next stage never reads them."""
-    if folder.is_dir():
-        for path in folder.glob("*.jsonl"):
-            if path not in keep:
-                path.unlink()
+def _remove_stale(folder: Path, keep: set[Path], schema: str = "evidence.v1") -> None:
+    """Drop outputs of streams that no longer exist, so the next stage never reads them.
+
+    Only files distill wrote go: a regular file whose first line carries ``schema``. Anything
+    else a user keeps in the folder (notes, another tool's JSONL, a symlink) is left alone.
+    """
+    if not folder.is_dir():
+        return
+    for path in folder.glob("*.jsonl"):
+        if path not in keep and _written_by_distill(path, schema):
+            path.unlink()
+
+
+def _written_by_distill(path: Path, schema: str) -> bool:
+    if path.is_symlink() or not path.is_file():
+        return False
+    with open(path, "rb") as handle:
+        first = handle.readline(1 << 20)
+    tag = b'"schema":"' + schema.encode() + b'"'
+    return tag in first and first.startswith(b"{")

@@ -42,7 +42,7 @@ def score(home: Home, config: Config, *, recorded_at: str, dry_run: bool = False
             _score_file(source, path, context, report, recorded_at=recorded_at, write=handle.write)
         written.add(out_path)
     if not dry_run:
-        _remove_stale(home.scored_dir, keep=written)
+        _remove_stale(home.scored_dir, keep=written, schema="scored_run.v1")
         report.outputs = sorted(written)
     report.extra["tasks_with_verdicts"] = len(context.task_floor)
     return report.close()

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from distill.errors import DistillError
 from distill.jsonio import file_sha256, iter_raw_lines
+from distill.leftovers import leftovers
 from distill.runs.acceptance import AcceptanceReport
 from distill.runs.audit.context import (
     OWN_LINE_LIMIT,
@@ -44,6 +45,18 @@ def acceptance_checks(acceptance: Callable[[], AcceptanceReport]) -> Iterator[Au
 
 def receipt_checks(ctx: AuditContext) -> Iterator[AuditCheck]:
     summary, folder = ctx.summary, ctx.run_folder
+    left = leftovers(ctx.home)
+    yield info(
+        "receipts",
+        CheckResult(
+            "no leftovers of interrupted writes",
+            not left,
+            "none"
+            if not left
+            else f"{len(left)}: {', '.join(ctx.home.relative(p) for p in left[:3])} "
+            "(the next writing command removes them)",
+        ),
+    )
     yield required(
         "receipts",
         CheckResult(
@@ -137,6 +150,16 @@ def index_audit_checks(ctx: AuditContext) -> Iterator[AuditCheck]:
             if configured == manifest.embedder
             else f"index {manifest.embedder}, configured {configured}: "
             "rebuild with `distill index build` or pass --embedder",
+        ),
+    )
+    old = store.old_versions()
+    yield info(
+        "index",
+        CheckResult(
+            "no old index versions kept",
+            old == 0,
+            "only the published version" if old == 0 else f"{old} old version(s): "
+            "`distill index cleanup` removes them (and files an interrupted build left)",
         ),
     )
     stats = store.stats()
