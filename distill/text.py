@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 import re
 
 _BULLET = r"(?:[-*+\u2022]\s+|\d+[.)]\s+|\[[ xX]\]\s+)*"
@@ -41,8 +42,23 @@ def extract_validation_steps(text: str) -> list[str]:
     return steps
 
 
+def normalise_path(path: str) -> str:
+    """One spelling per relative path: no ``./``, no ``a/./b``, no ``a//b``, ``a/../b`` folded.
+
+    A ``..`` that climbs above the start stays (``../x.py``): the path points outside the
+    folder it is relative to, and the repository checks refuse it.
+
+    >>> [normalise_path(p) for p in ("./hello.sh", "a/./b//c.py", "a/../../x.py")]
+    ['hello.sh', 'a/b/c.py', '../x.py']
+    """
+    folded = posixpath.normpath(path)
+    return folded[1:] if folded.startswith("//") else folded  # normpath keeps exactly "//"
+
+
 def extract_file_paths(text: str) -> list[str]:
-    """Relative, path-like tokens with an extension, in order of first appearance.
+    """Relative, path-like tokens with an extension, in order of first appearance, normalised.
+
+    ``./hello.sh`` and ``hello.sh`` are one path (see :func:`normalise_path`).
 
     >>> extract_file_paths("edit src/app/main.py and README.md, not v1.2 or e.g.")
     ['src/app/main.py', 'README.md']
@@ -62,7 +78,7 @@ def extract_file_paths(text: str) -> list[str]:
             token, ext = match.group(0), match.group(1)
             if token.startswith("/") or ("/" not in token and ext.lower() not in _KNOWN_EXT):
                 continue
-            found.setdefault(token, None)
+            found.setdefault(normalise_path(token), None)
     return list(found)
 
 

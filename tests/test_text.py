@@ -8,7 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from distill.text import extract_file_paths, extract_validation_steps, title_of
+from distill.text import (
+    extract_file_paths,
+    extract_validation_steps,
+    normalise_path,
+    title_of,
+)
 
 VERBS = re.compile(r"(verify|check|assert|ensure|confirm)\b", re.IGNORECASE)
 
@@ -66,7 +71,10 @@ def test_validation_steps_keep_their_order() -> None:
         ("(tests/test_api.py:42)", ["tests/test_api.py"]),
         ("the fix lives in lib/util.ts.", ["lib/util.ts"]),
         ('open "config/settings.yaml", then', ["config/settings.yaml"]),
-        ("run ./scripts/deploy.sh now", ["./scripts/deploy.sh"]),
+        ("run ./scripts/deploy.sh now", ["scripts/deploy.sh"]),
+        ("run ./hello.sh, then hello.sh again", ["hello.sh"]),  # one path, one spelling
+        ("see src/./app//main.py and src/app/main.py", ["src/app/main.py"]),
+        ("see src/lib/../app/main.py", ["src/app/main.py"]),
         ("compare ../shared/types.proto", ["../shared/types.proto"]),
         ("bump pyproject.toml and requirements.txt", ["pyproject.toml", "requirements.txt"]),
         ("the data/export.custom format", ["data/export.custom"]),  # slash: any extension
@@ -108,13 +116,36 @@ def test_extractors_never_raise_and_only_return_what_the_text_holds(text: str) -
     paths = extract_file_paths(text)
     assert len(paths) == len(set(paths))
     for path in paths:
-        assert path in text
+        assert path == normalise_path(path)
+        assert all(part in text for part in path.split("/"))  # normalised, never invented
         assert not path.startswith("/")
         assert "://" not in path
     for step in extract_validation_steps(text):
         assert step in text
         assert step == step.strip()
         assert VERBS.match(step)
+
+
+@pytest.mark.parametrize(
+    ("path", "normalised"),
+    [
+        ("hello.sh", "hello.sh"),
+        ("./hello.sh", "hello.sh"),
+        ("././hello.sh", "hello.sh"),
+        ("a/./b.py", "a/b.py"),
+        ("a//b.py", "a/b.py"),
+        (".//a/b.py", "a/b.py"),
+        ("a/b/../c.py", "a/c.py"),
+        ("../x.py", "../x.py"),  # climbs out: kept, so the repository checks refuse it
+        ("./../x.py", "../x.py"),
+        ("a/../../x.py", "../x.py"),
+        ("/etc/x.conf", "/etc/x.conf"),
+        ("//etc/x.conf", "/etc/x.conf"),
+    ],
+)
+def test_normalise_path_gives_one_spelling(path: str, normalised: str) -> None:
+    assert normalise_path(path) == normalised
+    assert normalise_path(normalised) == normalised
 
 
 @given(

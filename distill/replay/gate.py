@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from distill.repos import inside
 from distill.schemas import Bundle, GateCheck, GateReport
 from distill.text import extract_file_paths
 
@@ -121,10 +122,12 @@ def _paths(text: str, bundle: Bundle, repo_root: Path | None) -> GateCheck:
     known = set(extract_file_paths(bundle.prompt))
     for message in bundle.messages:
         known.update(extract_file_paths(message.content))
+    root = repo_root.resolve() if repo_root is not None else None
+    # paths come normalised ("./a.py" is "a.py"); one climbing out of the root is not in it
     unknown = [
         p
         for p in extract_file_paths(text)
-        if p not in known and not (repo_root is not None and (repo_root / p).exists())
+        if p not in known and not (root is not None and inside(root, p))
     ]
     return GateCheck(
         name="no_unknown_file_paths",

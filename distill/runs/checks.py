@@ -20,6 +20,9 @@ from distill.jsonio import iter_raw_lines
 from distill.schemas import DriftReport, RunSummary, StageReceipt
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# Files distill wrote itself: a dataset row holds its source row's text several times (see
+# distill.limits), so no row is refused for its length below 64 MiB.
+OWN_LINE_LIMIT = 1 << 26
 
 
 @dataclass(frozen=True)
@@ -44,11 +47,13 @@ def rows(path: Path) -> list[dict[str, Any]]:
 
 
 def iter_rows(path: Path) -> Iterator[dict[str, Any]]:
-    """``rows``, one at a time."""
+    """``rows``, one at a time. A line over ``OWN_LINE_LIMIT`` is an error, never skipped."""
     if not path.is_file():
         return
-    for raw in iter_raw_lines(path):
-        if raw.data is None or not raw.data.strip():
+    for raw in iter_raw_lines(path, OWN_LINE_LIMIT):
+        if raw.data is None:
+            raise DistillError(f"{path}:{raw.line_no}: {raw.size} bytes, over {OWN_LINE_LIMIT}")
+        if not raw.data.strip():
             continue
         try:
             row = orjson.loads(raw.data)

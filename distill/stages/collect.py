@@ -10,7 +10,8 @@ from typing import Any
 from distill.config import Config
 from distill.home import Home
 from distill.jsonio import atomic_writer, iter_raw_lines, model_line, validated_line
-from distill.schemas import EvidenceRecord, SkipRecord
+from distill.limits import LineLimits
+from distill.schemas import EvidenceRecord, SkipReason, SkipRecord
 from distill.sources import RowOutcome, Source, evidence_from_line, unprocessable
 from distill.stages.report import StageReport
 
@@ -83,6 +84,7 @@ def _collect_stream(
     progress: Progress | None,
 ) -> None:
     source_file = home.relative(path)
+    evidence_limit = LineLimits(max_line).evidence
     for raw in iter_raw_lines(path, max_line):
         if raw.data is not None and not raw.data.strip():
             continue
@@ -90,7 +92,7 @@ def _collect_stream(
         outcome = evidence_from_line(
             source, raw, source_file=source_file, recorded_at=recorded_at, max_line_bytes=max_line
         )
-        line = _line_or_skip(outcome)
+        line = _line_or_skip(outcome, evidence_limit)
         if isinstance(line, bytes):
             report.records_out += 1
             if write is not None:
@@ -115,14 +117,19 @@ def _collect_stream(
             progress(source.name, report.records_in)
 
 
-def _line_or_skip(outcome: RowOutcome) -> bytes | RowOutcome:
-    """The evidence line, or the skip: a payload that fails evidence.v1 is a skip too."""
+def _line_or_skip(outcome: RowOutcome, limit: int) -> bytes | RowOutcome:
+    """The evidence line, or the skip: a payload that fails evidence.v1 is a skip too, and so
+    is one longer than the evidence line limit (score could not read it back)."""
     if outcome.payload is None:
         return outcome
     try:
-        return evidence_line(outcome.payload)
+        line = evidence_line(outcome.payload)
     except Exception as err:  # the last resort: nothing one line holds may stop a run
         return unprocessable(err)
+    if len(line) - 1 > limit:
+        detail = f"its evidence row is {len(line) - 1} bytes > evidence limit {limit}"
+        return RowOutcome(skip=SkipReason.line_too_long, detail=detail)
+    return line
 
 
 def evidence_line(payload: dict[str, Any]) -> bytes:

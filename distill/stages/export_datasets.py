@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+import orjson
 from pydantic import BaseModel, ValidationError
 
-from distill.config import format_validation_error
+from distill.config import Config, format_validation_error, load_config
 from distill.errors import ValidationFailed
 from distill.home import Home
 from distill.jsonio import atomic_writer, iter_raw_lines, validated_line
+from distill.limits import LineLimits
 from distill.schemas import (
     Category,
     ExportName,
@@ -25,15 +27,17 @@ from distill.schemas import (
 )
 from distill.stages.firewall import (
     QuarantineSink,
-    RepoPaths,
+    Refusal,
     id_hash,
+    path_check_notes,
     read_candidates,
+    refusal_of,
+    repo_roots,
     scored_files,
 )
 from distill.stages.report import StageReport
 from distill.text import title_of
 
-Refusal = tuple[QuarantineReason, str] | None
 M = TypeVar("M", bound=BaseModel)
 A, P, H, R = (
     Category.accepted,
@@ -50,8 +54,12 @@ def export_rag(
     include_review: bool = False,
     repo_root: Path | None = None,
     dry_run: bool = False,
+    config: Config | None = None,
 ) -> StageReport:
-    """Playbooks: accepted + partially accepted (+ needs_human_review with ``include_review``)."""
+    """Playbooks: accepted + partially accepted (+ needs_human_review with ``include_review``).
+
+    ``config`` (default: the home's distill.toml) sets the line limits and the repo fields.
+    """
     allowed = {A, P, H} if include_review else {A, P}
     policy = rag_policy(allowed)
 
@@ -86,6 +94,7 @@ def export_rag(
         recorded_at=recorded_at,
         repo_root=repo_root,
         dry_run=dry_run,
+        config=config,
     )
 
 
@@ -96,6 +105,7 @@ def export_sft(
     include_partial: bool = False,
     repo_root: Path | None = None,
     dry_run: bool = False,
+    config: Config | None = None,
 ) -> StageReport:
     """TRL prompt/completion pairs: accepted only (+ partially accepted with ``include_partial``).
 
@@ -131,6 +141,7 @@ def export_sft(
         recorded_at=recorded_at,
         repo_root=repo_root,
         dry_run=dry_run,
+        config=config,
     )
 
 
@@ -173,6 +184,7 @@ def _export(
     recorded_at: str,
     repo_root: Path | None,
     dry_run: bool,
+    config: Config | None,
 ) -> StageReport:
     report = StageReport(
         f"export_{export}",
@@ -185,23 +197,24 @@ def _export(
     )
     files = scored_files(home)
     report.inputs = files
-    repo = RepoPaths(repo_root) if repo_root else None
+    config = config or load_config(home.config_path)
+    limits, roots = LineLimits.of(config), repo_roots(repo_root, config)
     out_path, quarantine_path = home.export_path(export), home.quarantine_path(export)
     with contextlib.ExitStack() as stack:
         write = quarantine = None
         if not dry_run:
-            verify = reread_check(model, check, export)
+            verify = reread_check(model, check, export, limits.export)
             # entered first, so it exits last: a refused export aborts its quarantine too
             quarantine = stack.enter_context(atomic_writer(quarantine_path)).write
             write = stack.enter_context(atomic_writer(out_path, verify=verify)).write
         sink = QuarantineSink(export, recorded_at, quarantine)
-        for candidate in read_candidates(files, repo):
+        for candidate in read_candidates(files, limits, home):
             report.records_in += 1
-            record = candidate.record
-            refusal = policy(record) if record is not None else (candidate.reason, candidate.detail)
+            refusal = refusal_of(candidate, policy, roots)
             if refusal is not None:
-                sink.record(candidate, refusal[0], refusal[1])  # type: ignore[arg-type]
+                sink.record(candidate, *refusal)
                 continue
+            record = candidate.record
             assert record is not None  # a candidate without a record always has a refusal
             report.records_out += 1
             report.out_by_category[record.category.value] += 1
@@ -209,7 +222,7 @@ def _export(
             if write is not None:
                 write(line)
     report.quarantined = sink.records
-    report.checks["hallucinated_file_path"] = "enabled" if repo else "skipped (no --repo-root)"
+    path_check_notes(report, roots)
     report.checks["reread"] = "skipped (dry run)" if dry_run else "passed"
     if not dry_run:
         report.outputs = [out_path, quarantine_path]
@@ -225,34 +238,46 @@ def sample_line(model: type[BaseModel], payload: dict[str, Any], export: str) ->
     try:
         return validated_line(model, payload)
     except ValidationError as err:
-        record_id = payload.get("id")
+        record_id, origin = payload.get("id"), _origin(payload)
         raise ValidationFailed(
-            f"export {export}: the {export} record type refused {record_id}; nothing was written",
+            f"export {export}: the {export} record type refused {record_id} ({origin}); "
+            "nothing was written",
             [format_validation_error(err)],
             hint="this is a bug in distill's export policy: report it",
         ) from err
 
 
 def reread_check(
-    model: type[M], check: Callable[[M], str | None], export: str
+    model: type[M],
+    check: Callable[[M], str | None],
+    export: str,
+    limit: int = LineLimits().export,
 ) -> Callable[[Path], None]:
-    """The firewall's second wall: re-read the written file and refuse it if anything slipped by."""
+    """The firewall's second wall: re-read the written file and refuse it if anything slipped by.
+
+    ``limit`` is the export line limit (:class:`LineLimits`); each error names the row's
+    source file and line, never a line of the file that is not published.
+    """
 
     def verify(path: Path) -> None:
         errors: list[str] = []
         ids = array("q")
-        for raw in iter_raw_lines(path):
-            if raw.data is None or not raw.data.strip():
-                errors.append(f"line {raw.line_no}: blank or oversized line")
+        for raw in iter_raw_lines(path, limit):
+            if raw.data is None:
+                errors.append(f"row {raw.line_no}: {raw.size} bytes, over the limit {limit}")
+                continue
+            if not raw.data.strip():
+                errors.append(f"row {raw.line_no}: blank line")
                 continue
             try:
                 sample = model.model_validate_json(raw.data)
             except ValidationError as err:
-                errors.append(f"line {raw.line_no}: {format_validation_error(err)}")
+                where = _origin(raw.data, raw.line_no)
+                errors.append(f"{where}: {format_validation_error(err)}")
                 continue
             problem = check(sample)
             if problem:
-                errors.append(f"line {raw.line_no}: {problem}")
+                errors.append(f"{_origin(raw.data, raw.line_no)}: {problem}")
             ids.append(id_hash(str(getattr(sample, "id", ""))))
         keys = np.array(ids, dtype=np.int64)  # 8 bytes a row, sorted in place
         keys.sort()
@@ -267,3 +292,17 @@ def reread_check(
             )
 
     return verify
+
+
+def _origin(row: bytes | dict[str, Any], output_line: int | None = None) -> str:
+    """Where a dataset row came from, for messages: its source file and line."""
+    if isinstance(row, bytes):
+        try:
+            row = orjson.loads(row)
+        except orjson.JSONDecodeError:
+            row = {}
+    for key in ("provenance", "chosen_provenance"):
+        origin = row.get(key) if isinstance(row, dict) else None
+        if isinstance(origin, dict) and origin.get("source_file") and origin.get("line"):
+            return f"{origin['source_file']}:{origin['line']}"
+    return f"row {output_line} of the output" if output_line else "no provenance"

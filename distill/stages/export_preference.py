@@ -18,8 +18,10 @@ from typing import IO, Any
 
 import numpy as np
 
+from distill.config import Config, load_config
 from distill.home import Home
 from distill.jsonio import atomic_writer
+from distill.limits import LineLimits
 from distill.schemas import (
     Category,
     PreferenceSample,
@@ -30,9 +32,12 @@ from distill.stages.export_datasets import reread_check, sample_line
 from distill.stages.firewall import (
     Candidate,
     QuarantineSink,
-    RepoPaths,
+    Refusal,
     id_hash,
+    path_check_notes,
     read_candidates,
+    refusal_of,
+    repo_roots,
     scored_files,
 )
 from distill.stages.report import StageReport
@@ -42,9 +47,17 @@ _CODES = {Category.accepted: 2, Category.partially_accepted: 1, Category.rejecte
 
 
 def export_preference(
-    home: Home, *, recorded_at: str, repo_root: Path | None = None, dry_run: bool = False
+    home: Home,
+    *,
+    recorded_at: str,
+    repo_root: Path | None = None,
+    dry_run: bool = False,
+    config: Config | None = None,
 ) -> StageReport:
-    """Write chosen/rejected pairs; every record not in a pair is quarantined with its reason."""
+    """Write chosen/rejected pairs; every record not in a pair is quarantined with its reason.
+
+    ``config`` (default: the home's distill.toml) sets the line limits and the repo fields.
+    """
     report = StageReport(
         "export_preference",
         dry_run=dry_run,
@@ -56,21 +69,22 @@ def export_preference(
     )
     files = scored_files(home)
     report.inputs = files
-    repo = RepoPaths(repo_root) if repo_root else None
+    config = config or load_config(home.config_path)
+    limits, roots = LineLimits.of(config), repo_roots(repo_root, config)
     out_path, quarantine_path = home.export_path("preference"), home.quarantine_path("preference")
     with contextlib.ExitStack() as stack:
         write = quarantine = None
         if not dry_run:
-            verify = reread_check(PreferenceSample, _pair_checker(), "preference")
+            verify = reread_check(PreferenceSample, _pair_checker(), "preference", limits.export)
             # entered first, so it exits last: a refused export aborts its quarantine too
             quarantine = stack.enter_context(atomic_writer(quarantine_path)).write
             write = stack.enter_context(atomic_writer(out_path, verify=verify)).write
         sink = QuarantineSink("preference", recorded_at, quarantine)
         spill = stack.enter_context(tempfile.TemporaryDirectory(prefix="distill-pairs-"))
         eligible = _Eligible(Path(spill))
-        for candidate in read_candidates(files, repo):
+        for candidate in read_candidates(files, limits, home):
             report.records_in += 1
-            refusal = _refusal(candidate)
+            refusal = refusal_of(candidate, _category_policy, roots) or _unpairable(candidate)
             if refusal is None:
                 eligible.add(candidate)
             else:
@@ -95,21 +109,22 @@ def export_preference(
     report.out_by_category = kinds
     report.extra["pairs"] = sum(kinds.values())
     report.extra["pairs_refused"] = dict(sorted(sink.pairs.items()))
-    report.checks["hallucinated_file_path"] = "enabled" if repo else "skipped (no --repo-root)"
+    path_check_notes(report, roots)
     report.checks["reread"] = "skipped (dry run)" if dry_run else "passed"
     if not dry_run:
         report.outputs = [out_path, quarantine_path]
     return report.close()
 
 
-def _refusal(candidate: Candidate) -> tuple[QuarantineReason, str] | None:
-    record = candidate.record
-    if record is None:
-        assert candidate.reason is not None
-        return candidate.reason, candidate.detail
+def _category_policy(record: ScoredRun) -> Refusal:
     if record.category is Category.needs_human_review:
         return QuarantineReason.category_disallowed, "needs_human_review never enters a pair"
-    if not record.task_id:
+    return None
+
+
+def _unpairable(candidate: Candidate) -> Refusal:
+    """After the category and path checks: a record with no task cannot pair."""
+    if candidate.record is not None and not candidate.record.task_id:
         return QuarantineReason.invalid_preference_pairing, "no task_id to pair within"
     return None
 

@@ -1,8 +1,10 @@
 """What every exporter shares: reading scored runs with the pre-checks, and the quarantine sink.
 
 The pre-checks run in a fixed order and the first that fails names the reason:
-schema_violation → missing_source_run_id → missing_provenance → duplicate_id → empty_content →
-hallucinated_file_path. The exporter's own category policy comes after them.
+schema_violation → missing_source_run_id → missing_provenance → duplicate_id → empty_content.
+The exporter's own category policy comes next, then the hallucinated-path check
+(:func:`path_refusal`), so a rejected record is quarantined for what it is, never hidden
+behind a path it cites.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from pathlib import Path
 import orjson
 from pydantic import ValidationError
 
-from distill.config import format_validation_error
+from distill.config import Config, format_validation_error
 from distill.errors import InputMissingError
 from distill.home import Home
-from distill.jsonio import iter_raw_lines, model_line
+from distill.jsonio import RawLine, iter_raw_lines, model_line
+from distill.limits import LineLimits
+from distill.repos import DEFAULT_REPO_FIELD, RepoRoots
 from distill.schemas import (
     Category,
     ExportName,
@@ -29,8 +33,10 @@ from distill.schemas import (
     QuarantineRecord,
     ScoredRun,
 )
+from distill.stages.report import StageReport
 
 _SHA256 = frozenset("0123456789abcdef")
+Refusal = tuple[QuarantineReason, str] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,22 +60,64 @@ def id_hash(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") >> 1
 
 
-class RepoPaths:
-    """Answers "does this cited path exist under --repo-root?", caching each answer."""
+def repo_fields(config: Config) -> dict[str, str]:
+    """Per stream, the field naming a row's repository (the per-source ``repo_field``).
 
-    def __init__(self, root: Path) -> None:
-        self.root = root.resolve()
-        self._seen: dict[str, bool] = {}
+    The hook for ``[sources.<name>] repo_field``: a source spec that has the setting names
+    its field here; every other stream uses ``repo`` (:data:`DEFAULT_REPO_FIELD`).
+    """
+    fields = {}
+    for name, source in config.sources.items():
+        field = getattr(source.spec, "repo_field", None)
+        if isinstance(field, str) and field and field != DEFAULT_REPO_FIELD:
+            fields[name] = field
+    return fields
 
-    def missing(self, paths: list[str]) -> list[str]:
-        return [path for path in paths if not self._exists(path)]
 
-    def _exists(self, path: str) -> bool:
-        if path not in self._seen:
-            target = (self.root / path).resolve()
-            inside = target == self.root or self.root in target.parents
-            self._seen[path] = inside and target.exists()
-        return self._seen[path]
+def repo_roots(repo_root: Path | None, config: Config) -> RepoRoots | None:
+    """The hallucinated-path check for ``--repo-root`` (None: the check is skipped)."""
+    return RepoRoots(repo_root, repo_fields(config)) if repo_root else None
+
+
+def path_refusal(roots: RepoRoots | None, record: ScoredRun) -> Refusal:
+    """hallucinated_file_path when ``record`` cites a path its checkout does not hold."""
+    if roots is None or not record.file_paths:
+        return None
+    checkout = roots.checkout(record)
+    if checkout is None:
+        return None  # no checkout of its repository: counted, reported by path_check_notes
+    missing = roots.missing_in(checkout, record.file_paths)
+    if not missing:
+        return None
+    detail = f"not in the {roots.describe(checkout)}: {', '.join(missing[:5])}"
+    return QuarantineReason.hallucinated_file_path, detail
+
+
+def refusal_of(
+    candidate: Candidate, policy: Callable[[ScoredRun], Refusal], roots: RepoRoots | None
+) -> Refusal:
+    """Why an export refuses ``candidate``, in the documented order: a pre-check's reason,
+    else the export's category ``policy``, else the hallucinated-path check."""
+    record = candidate.record
+    if record is None:
+        assert candidate.reason is not None  # a candidate without a record always has one
+        return candidate.reason, candidate.detail
+    return policy(record) or path_refusal(roots, record)
+
+
+def path_check_notes(report: StageReport, roots: RepoRoots | None) -> None:
+    """The check's state, and a warning per repository whose records were not checked."""
+    if roots is None:
+        report.checks["hallucinated_file_path"] = "skipped (no --repo-root)"
+        return
+    report.checks["hallucinated_file_path"] = "enabled"
+    for repo, count in sorted(roots.no_checkout.items()):
+        report.warnings.append(
+            f"no checkout for repo {repo} under {roots.root}: path check skipped for {count} "
+            "row(s) citing paths"
+        )
+    if roots.no_checkout:
+        report.extra["path_check_skipped"] = dict(sorted(roots.no_checkout.items()))
 
 
 def scored_files(home: Home) -> list[Path]:
@@ -80,20 +128,45 @@ def scored_files(home: Home) -> list[Path]:
     return files
 
 
-def read_candidates(files: list[Path], repo: RepoPaths | None) -> Iterator[Candidate]:
-    """Every non-blank line of the scored-run files, in file then line order, pre-checked."""
-    losers = duplicate_losers(files)
+def read_candidates(files: list[Path], limits: LineLimits, home: Home) -> Iterator[Candidate]:
+    """Every non-blank line of the scored-run files, in file then line order, pre-checked.
+
+    A line longer than the scored-run limit is one schema_violation, never the end of the run.
+    """
+    losers = duplicate_losers(files, limits)
     for file_index, path in enumerate(files):
-        for raw in iter_raw_lines(path):
+        for raw in iter_raw_lines(path, limits.scored):
             if raw.data is not None and not raw.data.strip():
                 continue
-            yield _check(raw.data, raw.line_no, file_index, raw.offset, losers, repo)
+            if raw.data is None:
+                yield _oversized(raw, file_index, home.relative(path), limits)
+                continue
+            yield _check(raw.data, raw.line_no, file_index, raw.offset, losers)
+
+
+def _oversized(raw: RawLine, file_index: int, scored_file: str, limits: LineLimits) -> Candidate:
+    # Too long to read, so its provenance is out of reach: the scored-run line is named instead.
+    detail = (
+        f"line {raw.line_no} of {scored_file} is {raw.size} bytes, over {limits.describe('scored')}"
+    )
+    return Candidate(
+        None,
+        QuarantineReason.schema_violation,
+        detail,
+        None,
+        None,
+        raw.line_no,
+        None,
+        None,
+        file_index,
+        raw.offset,
+    )
 
 
 _BUCKETS = 1 << 24  # 16 MiB of one-byte counters, whatever the input size
 
 
-def duplicate_losers(files: list[Path]) -> set[tuple[int, int]]:
+def duplicate_losers(files: list[Path], limits: LineLimits) -> set[tuple[int, int]]:
     """(file index, line) of every valid record whose id appeared earlier (by time, then line).
 
     Memory stays flat as streams grow: a first pass counts ids into a fixed array of buckets,
@@ -101,15 +174,15 @@ def duplicate_losers(files: list[Path]) -> set[tuple[int, int]]:
     validated and ranked in the second pass.
     """
     buckets = bytearray(_BUCKETS)
-    for record_id, _, _, _ in _ids(files):
+    for record_id, _, _, _ in _ids(files, limits.scored):
         slot = id_hash(record_id) % _BUCKETS
         if buckets[slot] < 2:
             buckets[slot] += 1
     ranked: list[tuple[str, int, int, int]] = []
-    for record_id, file_index, line, data in _ids(files):
+    for record_id, file_index, line, data in _ids(files, limits.scored):
         if buckets[id_hash(record_id) % _BUCKETS] < 2:
             continue
-        record = _check(data, line, file_index, 0, set(), None).record
+        record = _check(data, line, file_index, 0, set()).record
         if record is None:
             continue  # an invalid copy never evicts a valid one
         moment = int(datetime.fromisoformat(record.created_at).timestamp() * 1_000_000)
@@ -122,9 +195,9 @@ def duplicate_losers(files: list[Path]) -> set[tuple[int, int]]:
     return losers
 
 
-def _ids(files: list[Path]) -> Iterator[tuple[str, int, int, bytes]]:
+def _ids(files: list[Path], limit: int) -> Iterator[tuple[str, int, int, bytes]]:
     for file_index, path in enumerate(files):
-        for raw in iter_raw_lines(path):
+        for raw in iter_raw_lines(path, limit):
             if raw.data is None or not raw.data.strip():
                 continue
             try:
@@ -137,12 +210,7 @@ def _ids(files: list[Path]) -> Iterator[tuple[str, int, int, bytes]]:
 
 
 def _check(
-    data: bytes | None,
-    scored_line: int,
-    file_index: int,
-    offset: int,
-    losers: set[tuple[int, int]],
-    repo: RepoPaths | None,
+    data: bytes, scored_line: int, file_index: int, offset: int, losers: set[tuple[int, int]]
 ) -> Candidate:
     def refuse(
         reason: QuarantineReason, detail: str, category: Category | None = None
@@ -161,7 +229,7 @@ def _check(
         line = record.provenance.line
     else:  # classify the failure in the documented order
         try:
-            row = orjson.loads(data) if data is not None else None
+            row = orjson.loads(data)
         except orjson.JSONDecodeError as err:
             return refuse(QuarantineReason.schema_violation, f"not JSON: {err}"[:200])
         if not isinstance(row, dict):
@@ -190,11 +258,6 @@ def _check(
     if not record.response.strip() or not record.instruction.strip():
         which = "response" if not record.response.strip() else "instruction"
         return refuse(QuarantineReason.empty_content, f"empty {which}", category)
-    if repo is not None:
-        missing = repo.missing(record.file_paths)
-        if missing:
-            detail = f"not under repo root: {', '.join(missing[:5])}"
-            return refuse(QuarantineReason.hallucinated_file_path, detail, category)
     return Candidate(
         record,
         None,
@@ -209,9 +272,7 @@ def _check(
     )
 
 
-def _valid_record(data: bytes | None) -> ScoredRun | None:
-    if data is None:
-        return None
+def _valid_record(data: bytes) -> ScoredRun | None:
     try:
         return ScoredRun.model_validate_json(data)
     except ValidationError:

@@ -14,6 +14,7 @@ from distill.config import Config, format_validation_error
 from distill.errors import InputMissingError, ValidationFailed
 from distill.home import Home
 from distill.jsonio import atomic_writer, iter_raw_lines, validated_line
+from distill.limits import LineLimits
 from distill.schemas import Category, EvidenceRecord, ScoredRun, most_conservative
 from distill.sources import FACTS_STREAM, OBSERVER_STREAM, ScoringContext, Source
 from distill.stages.collect import _remove_stale
@@ -31,15 +32,17 @@ def score(home: Home, config: Config, *, recorded_at: str, dry_run: bool = False
     files = _evidence_files(home, config)
     report.inputs = list(files.values())
     context = build_context(files, config)
+    limits = LineLimits.of(config)
     written: set[Path] = set()
     for name, path in files.items():
         source = config.sources[name]
         out_path = home.scored_dir / f"{name}.jsonl"
         if dry_run:
-            _score_file(source, path, context, report, recorded_at=recorded_at, write=None)
+            _score_file(source, path, context, report, limits, recorded_at=recorded_at, write=None)
             continue
         with atomic_writer(out_path) as handle:
-            _score_file(source, path, context, report, recorded_at=recorded_at, write=handle.write)
+            write = handle.write
+            _score_file(source, path, context, report, limits, recorded_at=recorded_at, write=write)
         written.add(out_path)
     if not dry_run:
         _remove_stale(home.scored_dir, keep=written, schema="scored_run.v1")
@@ -52,9 +55,10 @@ def build_context(files: dict[str, Path], config: Config) -> ScoringContext:
     """Observer verdicts first (they upgrade replay runs), then each task's most conservative
     verdict-bearing category across every stream but the facts themselves."""
     observer_accepted: set[str] = set()
+    limit = LineLimits.of(config).evidence
     if OBSERVER_STREAM in files:
         source = config.sources[OBSERVER_STREAM]
-        for record in _scoring_views(files[OBSERVER_STREAM]):
+        for record in _scoring_views(files[OBSERVER_STREAM], limit):
             verdict = source.score(record, ScoringContext())
             if record.task_id and verdict.category is Category.accepted:
                 observer_accepted.add(record.task_id)
@@ -64,7 +68,7 @@ def build_context(files: dict[str, Path], config: Config) -> ScoringContext:
         if name == FACTS_STREAM:
             continue
         source = config.sources[name]
-        for record in _scoring_views(path):
+        for record in _scoring_views(path, limit):
             if not record.task_id:
                 continue
             verdict = source.score(record, context)
@@ -82,9 +86,9 @@ class _ScoringView:
     signals: dict[str, Any]
 
 
-def _scoring_views(path: Path) -> Iterator[_ScoringView]:
+def _scoring_views(path: Path, limit: int) -> Iterator[_ScoringView]:
     """The first pass reads only what the rules need; the second pass validates every line."""
-    for raw in iter_raw_lines(path):
+    for raw in iter_raw_lines(path, limit):
         if raw.data is None or not raw.data.strip():
             continue
         try:
@@ -103,11 +107,12 @@ def _score_file(
     path: Path,
     context: ScoringContext,
     report: StageReport,
+    limits: LineLimits,
     *,
     recorded_at: str,
     write: Callable[[bytes], object] | None,
 ) -> None:
-    for row, record in _read_evidence_rows(path):
+    for row, record in _read_evidence_rows(path, limits):
         report.records_in += 1
         verdict = source.score(record, context)
         payload = {
@@ -124,9 +129,17 @@ def _score_file(
             write(line)
 
 
-def _read_evidence_rows(path: Path) -> Iterator[tuple[dict[str, Any], EvidenceRecord]]:
-    for raw in iter_raw_lines(path):
-        if raw.data is None or not raw.data.strip():
+def _read_evidence_rows(
+    path: Path, limits: LineLimits
+) -> Iterator[tuple[dict[str, Any], EvidenceRecord]]:
+    for raw in iter_raw_lines(path, limits.evidence):
+        if raw.data is None:  # collect never writes one: the file was changed after it
+            raise ValidationFailed(
+                f"{path}:{raw.line_no} is {raw.size} bytes, over {limits.describe('evidence')}",
+                [],
+                hint="rerun `distill collect` to regenerate the evidence files",
+            )
+        if not raw.data.strip():
             continue
         try:
             row = orjson.loads(raw.data)
