@@ -37,6 +37,9 @@ AUDIT_OUTPUTS = {
     "reports/distillation/audit-full-report.json",
     "data/_kb/audit_baselines.jsonl",
     "data/_kb/audit_baselines.jsonl.lock",
+    ".distill/writer.json",  # who holds the home's writer lock (audit-full takes it)
+    ".distill/writer.lock",
+    ".distill/.gitignore",
 }
 
 

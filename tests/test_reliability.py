@@ -391,3 +391,14 @@ def test_index_cleanup_keeps_the_published_version(pristine: Home, tmp_path: Pat
     assert store.old_versions() == 0
     assert store.stats()["rows"] == published.rows
     assert next(index_sync_checks(home, str(home.index_dir))).passed
+
+
+def test_a_stale_evidence_file_with_a_long_first_row_is_still_recognised(tmp_path: Path) -> None:
+    from distill.stages.collect import _written_by_distill
+
+    stale = tmp_path / "gone.jsonl"
+    stale.write_bytes(b'{"response":"' + b"x" * 3_000_000 + b'","schema":"evidence.v1"}\n')
+    other = tmp_path / "notes.jsonl"
+    other.write_bytes(b'{"response":"x"}\n{"schema":"evidence.v1"}\n')
+    assert _written_by_distill(stale, "evidence.v1")
+    assert not _written_by_distill(other, "evidence.v1")

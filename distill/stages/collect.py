@@ -151,9 +151,22 @@ def _remove_stale(folder: Path, keep: set[Path], schema: str = "evidence.v1") ->
 
 
 def _written_by_distill(path: Path, schema: str) -> bool:
+    """Whether the file's first line carries ``schema``: streamed, since with sorted keys the
+    tag comes after the response, which may be megabytes long."""
     if path.is_symlink() or not path.is_file():
         return False
-    with open(path, "rb") as handle:
-        first = handle.readline(1 << 20)
     tag = b'"schema":"' + schema.encode() + b'"'
-    return tag in first and first.startswith(b"{")
+    with open(path, "rb") as handle:
+        carry = handle.read(1)
+        if carry != b"{":
+            return False
+        while chunk := handle.read(1 << 16):
+            window = carry + chunk
+            end = window.find(b"\n")
+            if tag in (window if end < 0 else window[:end]):
+                return True
+            if end >= 0:
+                return False
+            carry = window[-len(tag) :]
+    return False
+
