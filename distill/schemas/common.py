@@ -37,7 +37,7 @@ def most_conservative(categories: list[Category]) -> Category:
 
 
 class SkipReason(StrEnum):
-    """Why a source line never became evidence."""
+    """Why a source line (or a folded group, or a document) never became evidence."""
 
     invalid_json = "invalid_json"
     not_an_object = "not_an_object"
@@ -48,6 +48,8 @@ class SkipReason(StrEnum):
     invalid_timestamp = "invalid_timestamp"
     too_deeply_nested = "too_deeply_nested"
     unprocessable_row = "unprocessable_row"
+    unit_too_large = "unit_too_large"
+    filtered_out = "filtered_out"
 
 
 class QuarantineReason(StrEnum):
@@ -77,8 +79,16 @@ class Provenance(Record):
 
     stream: str
     source_file: str
-    line: int = Field(ge=1)
-    sig_hash: Sha256Hex
+    line: int = Field(ge=1, description="the unit's first line (1 for a document)")
+    line_end: int | None = Field(
+        default=None, ge=1, description="last line of a folded group or document; None: one line"
+    )
+    pointer: str | None = Field(
+        default=None, description='JSON pointer into a document ("": all of it); None: lines'
+    )
+    sig_hash: Sha256Hex = Field(
+        description="canonical hash of a single line's row; sha256 of a multi-line unit's bytes"
+    )
     source_run_id: str = Field(min_length=1)
     recorded_at: str
 

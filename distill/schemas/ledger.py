@@ -12,12 +12,13 @@ ExportName = Literal["rag", "sft", "preference"]
 
 
 class SkipRecord(Record):
-    """A source line that could not become evidence."""
+    """A source line, folded group of lines or document that could not become evidence."""
 
     schema_: Literal["skip.v1"] = Field(default="skip.v1", alias="schema")
     stream: str
     source_file: str
     line: int = Field(ge=1)
+    line_end: int | None = Field(default=None, ge=1, description="last line of a multi-line unit")
     reason: SkipReason
     detail: str
     raw_sha256: str

@@ -188,7 +188,8 @@ def _as_number(value: Any, default: float) -> float:
 
 
 def _spec(**fields: Any) -> SourceSpec:
-    return SourceSpec.model_validate(fields)
+    # The built-in streams' contract has ISO-8601 times only: a number there is invalid.
+    return SourceSpec.model_validate({"epoch_times": False, **fields})
 
 
 BUILTIN_SOURCES: dict[str, Source] = {

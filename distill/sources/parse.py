@@ -32,7 +32,9 @@ through the whole pipeline."""
 
 _INT_MIN, _INT_MAX = -(1 << 63), (1 << 64) - 1  # what orjson reads and writes as an int
 _LONG_DIGITS = re.compile(rb"\d{19}")  # the shortest integer outside that range has 19 digits
+_LONG_INT = re.compile(rb"(?<![.\d])\d{19}(?![.eE])")  # a long run that is no float's digits
 _DETAIL = 200
+_BOM = b"\xef\xbb\xbf"
 
 
 class RowSkip(NamedTuple):
@@ -71,6 +73,29 @@ def parse_row(data: bytes) -> dict[str, Any] | RowSkip:
         row: dict[str, Any] = _exact_loads(text)
         return row
     return value
+
+
+def parse_document(data: bytes) -> dict[str, Any] | RowSkip:
+    """A whole JSON document (a file) → its object, parsed once, without a text copy of it.
+
+    Like :func:`parse_row`, with a UTF-8 byte order mark allowed at the start.
+    """
+    if data.startswith(_BOM):
+        data = data[len(_BOM) :]
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as err:
+        if "UTF-8" in str(err):
+            return RowSkip(SkipReason.invalid_utf8, str(err)[:_DETAIL])
+        if "depth limit" not in str(err) and not _LONG_INT.search(data):
+            return RowSkip(SkipReason.invalid_json, str(err)[:_DETAIL])
+        return parse_row(data)  # the rare document that needs the careful reading
+    if not isinstance(value, dict):
+        return RowSkip(SkipReason.not_an_object, f"a JSON {type(value).__name__}")
+    if _LONG_INT.search(data):
+        return parse_row(data)  # integers beyond 64 bits, kept exact as in a line
+    too_deep = depth_skip(value, data)
+    return value if too_deep is None else too_deep
 
 
 def depth_skip(row: Any, data: bytes | None = None) -> RowSkip | None:

@@ -1,4 +1,4 @@
-"""One raw line → an evidence.v1 payload, or a skip reason. Never raises on bad input.
+"""One raw line (or unit) → an evidence.v1 payload, or a skip reason. Never raises on bad input.
 
 Collect writes the payload after validating it against :class:`EvidenceRecord`; building a
 plain dict first and validating it once is several times cheaper than building the model and
@@ -7,16 +7,28 @@ dumping it again, and writes the same bytes.
 
 from __future__ import annotations
 
-import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from distill.jsonio import RawLine, canonical_hash
 from distill.schemas import EvidenceRecord, SkipReason
 from distill.sources.parse import RowSkip, depth_skip, parse_row
+from distill.sources.paths import get_path, scalar_text
 from distill.sources.spec import Source, text_of
-from distill.text import extract_file_paths, extract_validation_steps
+from distill.sources.times import normalise_time, record_time
+from distill.sources.units import Unit
+
+__all__ = [
+    "Origin",
+    "RowOutcome",
+    "evidence_from_line",
+    "evidence_from_row",
+    "evidence_from_unit",
+    "normalise_time",
+    "unprocessable",
+]
+from distill.text import extract_validation_steps
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +57,7 @@ def evidence_from_line(
         row = parse_row(raw.data)
         if isinstance(row, RowSkip):
             return RowOutcome(skip=row.reason, detail=row.detail)
-        return _evidence(
-            source, row, source_file=source_file, line=raw.line_no, recorded_at=recorded_at
-        )
+        return _evidence(source, row, Origin(source_file, raw.line_no), recorded_at)
     except Exception as err:  # the last resort: nothing one line holds may stop a run
         return unprocessable(err)
 
@@ -60,7 +70,7 @@ def evidence_from_row(
         too_deep = depth_skip(row)
         if too_deep is not None:
             return RowOutcome(skip=too_deep.reason, detail=too_deep.detail)
-        return _evidence(source, row, source_file=source_file, line=line, recorded_at=recorded_at)
+        return _evidence(source, row, Origin(source_file, line), recorded_at)
     except Exception as err:  # the last resort: nothing one row holds may stop a run
         return unprocessable(err)
 
@@ -72,104 +82,110 @@ def unprocessable(err: Exception) -> RowOutcome:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a row came from: the provenance of the evidence it becomes."""
+
+    source_file: str
+    line: int
+    line_end: int | None = None
+    pointer: str | None = None
+    sig_hash: str | None = None  # None: the canonical hash of the row (a single line)
+
+
+def evidence_from_unit(
+    source: Source,
+    unit: Unit,
+    *,
+    recorded_at: str,
+    verdicts: Mapping[str, Any] | None = None,
+) -> RowOutcome:
+    """One unit a format reader yielded → evidence, or its skip. Never raises.
+
+    ``verdicts`` (id → verdict, from a verdicts side file) overrides the row's own verdict.
+    """
+    if unit.row is None:
+        return RowOutcome(skip=unit.skip or SkipReason.unprocessable_row, detail=unit.detail)
+    origin = Origin(unit.source_file, unit.line, unit.line_end, unit.pointer, unit.sig_hash or None)
+    try:
+        too_deep = depth_skip(unit.row)
+        if too_deep is not None:
+            return RowOutcome(skip=too_deep.reason, detail=too_deep.detail)
+        return _evidence(source, unit.row, origin, recorded_at, verdicts)
+    except Exception as err:  # the last resort: nothing one unit holds may stop a run
+        return unprocessable(err)
+
+
 def _evidence(
-    source: Source, row: dict[str, Any], *, source_file: str, line: int, recorded_at: str
+    source: Source,
+    row: dict[str, Any],
+    origin: Origin,
+    recorded_at: str,
+    verdicts: Mapping[str, Any] | None = None,
 ) -> RowOutcome:
     spec = source.spec
-    native_id = _scalar_text(row.get(spec.id_field))
+    native_id = scalar_text(get_path(row, spec.id_field))
     if native_id is None:
         return RowOutcome(skip=SkipReason.missing_id, detail=f"no usable {spec.id_field!r}")
-    raw_time = row.get(spec.time_field)
+    raw_time = get_path(row, spec.time_field)
     if raw_time is None or (isinstance(raw_time, str) and not raw_time.strip()):
         return RowOutcome(skip=SkipReason.missing_timestamp, detail=f"no {spec.time_field!r}")
-    created_at = normalise_time(raw_time)
+    created_at = record_time(raw_time, epoch=spec.epoch_times)
     if created_at is None:
+        expected = "ISO-8601 or epoch seconds/milliseconds" if spec.epoch_times else "ISO-8601"
         return RowOutcome(
             skip=SkipReason.invalid_timestamp,
-            detail=f"{spec.time_field}={text_of(raw_time)[:80]!r} is not ISO-8601",
+            detail=f"{spec.time_field}={text_of(raw_time)[:80]!r} is not {expected}",
         )
     instruction = source.instruction(row)
     response = source.response(row)
     record_id = f"{source.name}:{native_id}"
     consumed = source.consumed
+    signals = source.signals(row)
+    if verdicts is not None and native_id in verdicts:
+        signals["verdict"] = verdicts[native_id]
     payload = {
         "schema": "evidence.v1",
         "id": record_id,
         "stream": source.name,
         "native_id": native_id,
-        "task_id": _scalar_text(row.get(spec.task_field)) if spec.task_field else None,
+        "task_id": scalar_text(get_path(row, spec.task_field)) if spec.task_field else None,
         "created_at": created_at,
         "instruction": instruction,
         "response": response,
-        "file_paths": _file_paths(row, spec.file_fields, instruction, response),
+        "file_paths": _file_paths(source, row, instruction, response),
         "validation_steps": extract_validation_steps(response),
-        "signals": source.signals(row),
+        "signals": signals,
         "metadata": {key: value for key, value in row.items() if key not in consumed},
-        "provenance": {
-            "stream": source.name,
-            "source_file": source_file,
-            "line": line,
-            "sig_hash": canonical_hash(row),
-            "source_run_id": record_id,
-            "recorded_at": recorded_at,
-        },
+        "provenance": _provenance(source.name, record_id, origin, row, recorded_at),
     }
     return RowOutcome(payload=payload)
 
 
-_CANONICAL_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{6})?Z")
+def _provenance(
+    stream: str, record_id: str, origin: Origin, row: dict[str, Any], recorded_at: str
+) -> dict[str, Any]:
+    """Every Provenance field, spelled out (the evidence line is validated as written)."""
+    return {
+        "stream": stream,
+        "source_file": origin.source_file,
+        "line": origin.line,
+        "line_end": origin.line_end,
+        "pointer": origin.pointer,
+        "sig_hash": origin.sig_hash or canonical_hash(row),
+        "source_run_id": record_id,
+        "recorded_at": recorded_at,
+    }
 
 
-def normalise_time(value: Any) -> str | None:
-    """ISO-8601 → UTC ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``; naive times are taken as UTC.
-
-    RFC 3339's lower-case ``t`` and ``z`` are accepted: ``2026-01-01t00:00:00z``.
-    """
-    if not isinstance(value, str):
-        return None
-    if _CANONICAL_TIME.fullmatch(value):  # already canonical (most rows): validate, keep as is
-        try:
-            datetime.fromisoformat(value)
-        except ValueError:
-            return None
-        return value
-    text = value.strip()
-    if text.endswith("z"):
-        text = text[:-1] + "Z"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    try:
-        moment = moment.astimezone(UTC)
-    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 falls off the calendar in UTC
-        return None
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    if moment.microsecond:
-        text += f".{moment.microsecond:06d}"
-    return text + "Z"
-
-
-def _scalar_text(value: Any) -> str | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    return None
-
-
-def _file_paths(row: dict[str, Any], fields: list[str], *texts: str) -> list[str]:
+def _file_paths(source: Source, row: dict[str, Any], *texts: str) -> list[str]:
     paths: dict[str, None] = {}
-    for name in fields:
-        value = row.get(name)
+    for name in source.spec.file_fields:
+        value = get_path(row, name)
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, str) and item.strip():
                 paths.setdefault(item.strip(), None)
     for text in texts:
-        for path in extract_file_paths(text):
+        for path in source.text_file_paths(text):
             paths.setdefault(path, None)
     return sorted(paths)

@@ -8,22 +8,53 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from distill.schemas import Category
+from distill.sources.paths import check_path, get_path
+from distill.text import extract_file_paths
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+FormatName = Literal["jsonl", "claude_code", "mini_swe_agent", "swe_agent", "openai_chat"]
+WhereValue = str | int | float | bool | list[str | int | float | bool]
+BOOLEAN_VERDICTS = {"true": Category.accepted, "false": Category.rejected}
+"""The verdict map of a source with a verdicts side file and no map of its own."""
 
 
 class SourceSpec(BaseModel):
-    """How one stream's rows become evidence and how a row's verdict becomes a category."""
+    """How one stream's rows become evidence and how a row's verdict becomes a category.
+
+    Every ``*_field`` is a field path (``"info.submission"``, see :mod:`distill.sources.paths`).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=NAME_PATTERN)
+    format: FormatName = "jsonl"
+    path: str | None = Field(
+        default=None,
+        description="input files: a glob under the home; default data/_kb/<name>.jsonl",
+    )
+    verdicts: str | None = Field(
+        default=None, description="glob of verdict side files, joined to rows by id"
+    )
+    verdict_id_field: str | None = Field(
+        default=None, description="the id field of verdict rows; default: id_field"
+    )
+    where: dict[str, WhereValue] = Field(
+        default_factory=dict, description="keep only rows whose paths hold these values"
+    )
+    group_by: str | None = Field(default=None, description="fold lines sharing this field")
+    epoch_times: bool = Field(
+        default=True, description="numbers in the time field are epoch seconds or milliseconds"
+    )
+    repo_field: str | None = Field(
+        default=None,
+        description="the row field naming the repository, for --repo-root folders of checkouts",
+    )
     id_field: str
     time_field: str
     task_field: str | None = "task_id"
@@ -45,7 +76,35 @@ class SourceSpec(BaseModel):
             data = dict(data)
             single = data.pop("response_field")
             data.setdefault("response_fields", [single])
+        if isinstance(data, dict) and data.get("verdicts") and not data.get("verdict_map"):
+            data = {**data, "verdict_map": dict(BOOLEAN_VERDICTS)}
         return data
+
+    @field_validator(
+        "id_field",
+        "time_field",
+        "task_field",
+        "instruction_field",
+        "verdict_field",
+        "verdict_id_field",
+        "group_by",
+        "repo_field",
+    )
+    @classmethod
+    def _one_path(cls, value: str | None) -> str | None:
+        return None if value is None else check_path(value)
+
+    @field_validator("response_fields", "file_fields")
+    @classmethod
+    def _paths(cls, value: list[str]) -> list[str]:
+        return [check_path(path) for path in value]
+
+    @field_validator("where")
+    @classmethod
+    def _where_paths(cls, value: dict[str, WhereValue]) -> dict[str, WhereValue]:
+        for path in value:
+            check_path(path)
+        return value
 
     @field_validator("verdict_map")
     @classmethod
@@ -60,9 +119,10 @@ class SourceSpec(BaseModel):
 
     @property
     def consumed_fields(self) -> set[str]:
-        fields = {self.id_field, self.time_field, *self.response_fields, *self.file_fields}
-        fields.update(f for f in (self.task_field, self.instruction_field, self.verdict_field) if f)
-        return fields
+        """Row fields the mapping reads: a dotted path consumes the field it starts from too."""
+        paths = {self.id_field, self.time_field, *self.response_fields, *self.file_fields}
+        paths.update(p for p in (self.task_field, self.instruction_field, self.verdict_field) if p)
+        return paths | {path.split(".", 1)[0] for path in paths}
 
 
 class Scorable(Protocol):
@@ -150,20 +210,23 @@ class Source:
 
     def instruction(self, row: Mapping[str, Any]) -> str:
         spec = self.spec
-        text = text_of(row.get(spec.instruction_field)) if spec.instruction_field else ""
+        text = text_of(get_path(row, spec.instruction_field)) if spec.instruction_field else ""
         if not text.strip() and spec.instruction_template:
             text = spec.instruction_template.format_map(_Blank(row))
         return text
 
     def response(self, row: Mapping[str, Any]) -> str:
-        parts = [text_of(row.get(name)).strip() for name in self.spec.response_fields]
+        parts = [text_of(get_path(row, name)).strip() for name in self.spec.response_fields]
         return "\n\n".join(part for part in parts if part)
 
     def signals(self, row: Mapping[str, Any]) -> dict[str, Any]:
         field_name = self.spec.verdict_field
-        if field_name and row.get(field_name) is not None:
-            return {"verdict": row[field_name]}
-        return {}
+        verdict = get_path(row, field_name) if field_name else None
+        return {} if verdict is None else {"verdict": verdict}
+
+    def text_file_paths(self, text: str) -> list[str]:
+        """The file paths a record's instruction or response names (``file_paths``)."""
+        return extract_file_paths(text)
 
     def consumed_fields(self) -> set[str]:
         """Fields turned into evidence fields; everything else goes to ``metadata``."""
