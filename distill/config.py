@@ -11,12 +11,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from distill.errors import ConfigError
 from distill.jsonio import DEFAULT_MAX_LINE_BYTES
 from distill.sources import BUILTIN_SOURCES, Source, SourceSpec
+from distill.sources.formats import DEFAULT_MAX_UNIT_BYTES, FORMATS, format_defaults
+from distill.sources.paths import PATH_HINT
 
 
 class CollectSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_line_bytes: int = Field(default=DEFAULT_MAX_LINE_BYTES, ge=64)
+    max_unit_bytes: int = Field(
+        default=DEFAULT_MAX_UNIT_BYTES,
+        ge=1024,
+        description="largest document or folded group of lines read whole (64 MiB)",
+    )
 
 
 @dataclass(frozen=True)
@@ -65,9 +72,33 @@ def load_config(path: Path) -> Config:
                 f"{path}: [sources.{name}] redefines a built-in stream",
                 hint="give your stream another name",
             )
-        try:
-            spec = SourceSpec.model_validate({**table, "name": name})
-        except ValidationError as err:
-            raise ConfigError(f"{path} [sources.{name}]: {format_validation_error(err)}") from err
-        sources[name] = Source(spec)
+        sources[name] = _user_source(path, name, table)
     return Config(collect=collect, sources=sources, path=path)
+
+
+SOURCE_KEYS = sorted({*SourceSpec.model_fields, "response_field"} - {"name"})
+
+
+def _user_source(path: Path, name: str, table: dict[str, object]) -> Source:
+    """A ``[sources.<name>]`` table over its format's defaults, with its format's rules."""
+    fmt = table.get("format", "jsonl")
+    if not isinstance(fmt, str) or fmt not in FORMATS:
+        raise ConfigError(
+            f"{path} [sources.{name}]: format {fmt!r} is not one of {sorted(FORMATS)}",
+            hint='e.g. format = "claude_code"; the README\'s "Formats" section lists them',
+        )
+    fields = format_defaults(fmt)
+    if "response_field" in table:  # the table's single field replaces the format's list
+        fields.pop("response_fields", None)
+    unknown = sorted(set(table) - set(SOURCE_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{path} [sources.{name}]: unknown key(s) {unknown}",
+            hint=f"the keys are {', '.join(SOURCE_KEYS)}; {PATH_HINT}",
+        )
+    try:
+        spec = SourceSpec.model_validate({**fields, **table, "name": name})
+    except ValidationError as err:
+        message = f"{path} [sources.{name}]: {format_validation_error(err)}"
+        raise ConfigError(message, hint=PATH_HINT if "field path" in message else None) from err
+    return FORMATS[fmt].source_class(spec)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 
 from distill.cli.common import (
     DryRunOpt,
@@ -25,14 +26,14 @@ from distill.stages import collect, score
 
 @handles_errors
 def recon_command(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
-    """List the source streams under the home: rows, bad rows, field coverage, provenance gaps."""
+    """List the sources a home reads: format, files, units, bad units, what will need review."""
     resolved, config = resolve_home(home)
     results = recon(resolved, config)
     if as_json:
         print_json([info.to_dict() for info in results])
         return
     if not results:
-        err_console.print(f"no streams under {resolved.kb_dir}")
+        err_console.print(f"no sources with files under {resolved.root}")
         return
     rows = []
     for info in results:
@@ -42,20 +43,34 @@ def recon_command(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
         rows.append(
             [
                 info.stream + ("" if info.adapter else " (no adapter)"),
+                info.format,
+                str(info.files),
                 str(info.rows),
                 str(data["bad_rows"]),
                 f"{data['missing_provenance_rate']:.1%}",
-                str(len(coverage)),
+                str(info.needs_review),
                 ", ".join(low) or "all fields always set",
             ]
         )
     Console().print(
         table(
-            f"streams under {resolved.kb_dir}",
-            ["stream", "rows", "bad rows", "missing provenance", "fields", "partial fields"],
+            f"sources under {resolved.root}",
+            [
+                "source",
+                "format",
+                "files",
+                "units",
+                "bad",
+                "missing provenance",
+                "review",
+                "partial fields",
+            ],
             rows,
         )
     )
+    for info in results:
+        for note in info.notes:
+            err_console.print(f"[yellow]{escape(info.stream)}:[/] {escape(note)}", highlight=False)
 
 
 @handles_errors

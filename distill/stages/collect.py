@@ -1,18 +1,24 @@
-"""collect: every source stream → data/evidence/<stream>.jsonl, bad lines → the skips file."""
+"""collect: every source → data/evidence/<source>.jsonl, bad units → the skips file."""
 
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from distill.config import Config
+from distill.config import CollectSettings, Config
 from distill.home import Home
-from distill.jsonio import atomic_writer, iter_raw_lines, model_line, validated_line
+from distill.jsonio import atomic_writer, model_line, validated_line
 from distill.limits import LineLimits
 from distill.schemas import EvidenceRecord, SkipReason, SkipRecord
-from distill.sources import RowOutcome, Source, evidence_from_line, unprocessable
+from distill.sources import RowOutcome, unprocessable
+from distill.sources.inputs import SourceInput, source_inputs
+from distill.sources.paths import PATH_HINT
+from distill.sources.reading import iter_units, source_verdicts
+from distill.sources.rows import evidence_from_unit
+from distill.sources.units import Unit
 from distill.stages.report import StageReport
 
 Progress = Callable[[str, int], None]
@@ -26,39 +32,34 @@ def collect(
     dry_run: bool = False,
     progress: Progress | None = None,
 ) -> StageReport:
-    """Read each stream under ``data/_kb/`` and write one evidence file per stream.
+    """Read every source's files through its format and write one evidence file per source.
 
-    Blank lines are ignored; every other line becomes evidence or a skip with its reason.
+    A source reads its ``path`` glob (default ``data/_kb/<name>.jsonl``). Every unit (a line,
+    a folded group of lines, a document) becomes evidence or a skip with its reason; blank
+    lines are ignored.
     """
     report = StageReport("collect", params={"recorded_at": recorded_at}, dry_run=dry_run)
-    max_line = config.collect.max_line_bytes
-    streams = home.stream_files()
     for path in home.not_files():
         report.warnings.append(f"{home.relative(path)}: not a file (a folder?), not collected")
-    for name, path in streams.items():
-        if name not in config.sources:
-            report.warnings.append(
-                f"{home.relative(path)}: no adapter for stream {name!r}, not collected "
-                f"(declare [sources.{name}] in distill.toml)"
-            )
-    known = {name: path for name, path in streams.items() if name in config.sources}
-    report.inputs = list(known.values())
+    inputs, warnings = source_inputs(home, config)
+    report.warnings += warnings
+    active = [source_input for source_input in inputs if source_input.files]
+    report.inputs = [path for si in active for path in (*si.files, *si.verdict_files)]
     written: set[Path] = set()
     with contextlib.ExitStack() as stack:
         skip_sink = None if dry_run else stack.enter_context(atomic_writer(home.skips_path)).write
-        for name, path in known.items():
-            out_path = home.evidence_dir / f"{name}.jsonl"
+        for source_input in active:
+            out_path = home.evidence_dir / f"{source_input.name}.jsonl"
             with contextlib.ExitStack() as stream_stack:
                 sink = None
                 if not dry_run:
                     sink = stream_stack.enter_context(atomic_writer(out_path)).write
                     written.add(out_path)
-                _collect_stream(
+                _collect_source(
                     home,
-                    config.sources[name],
-                    path,
+                    source_input,
+                    config.collect,
                     recorded_at,
-                    max_line,
                     report,
                     write=sink,
                     write_skip=skip_sink,
@@ -67,54 +68,92 @@ def collect(
     if not dry_run:
         _remove_stale(home.evidence_dir, keep=written)
         report.outputs = sorted(written) + [home.skips_path]
-    report.extra["streams"] = sorted(known)
+    report.extra["streams"] = [source_input.name for source_input in active]
     return report.close()
 
 
-def _collect_stream(
+def _collect_source(
     home: Home,
-    source: Source,
-    path: Path,
+    source_input: SourceInput,
+    settings: CollectSettings,
     recorded_at: str,
-    max_line: int,
     report: StageReport,
     *,
     write: Callable[[bytes], object] | None,
     write_skip: Callable[[bytes], object] | None,
     progress: Progress | None,
 ) -> None:
-    source_file = home.relative(path)
-    evidence_limit = LineLimits(max_line).evidence
-    for raw in iter_raw_lines(path, max_line):
-        if raw.data is not None and not raw.data.strip():
-            continue
+    source = source_input.source
+    index = source_verdicts(home, source_input, settings.max_unit_bytes)
+    verdicts = None if index is None else index.verdicts
+    if index is not None:
+        report.warnings += index.warnings
+    evidence_limit = LineLimits(settings.max_line_bytes).evidence
+    units, skipped = 0, Counter[str]()
+    for unit in iter_units(
+        home,
+        source_input,
+        max_line_bytes=settings.max_line_bytes,
+        max_unit_bytes=settings.max_unit_bytes,
+        recorded_at=recorded_at,
+    ):
+        units += 1
         report.records_in += 1
-        outcome = evidence_from_line(
-            source, raw, source_file=source_file, recorded_at=recorded_at, max_line_bytes=max_line
-        )
+        outcome = evidence_from_unit(source, unit, recorded_at=recorded_at, verdicts=verdicts)
         line = _line_or_skip(outcome, evidence_limit)
         if isinstance(line, bytes):
             report.records_out += 1
             if write is not None:
                 write(line)
         else:
-            outcome = line
-            assert outcome.skip is not None  # evidence_from_line returns one or the other
-            report.skipped[outcome.skip.value] += 1
-            skip = SkipRecord(
-                stream=source.name,
-                source_file=source_file,
-                line=raw.line_no,
-                reason=outcome.skip,
-                detail=outcome.detail,
-                raw_sha256=raw.sha256,
-                raw_bytes=raw.size,
-                recorded_at=recorded_at,
-            )
+            assert line.skip is not None  # evidence_from_unit returns one or the other
+            skipped[line.skip.value] += 1
             if write_skip is not None:
-                write_skip(model_line(skip))
+                write_skip(model_line(skip_record(source.name, unit, line, recorded_at)))
         if progress is not None and report.records_in % 10_000 == 0:
             progress(source.name, report.records_in)
+    report.skipped.update(skipped)
+    warning = mostly_skipped(source_input, units, skipped)
+    if warning:
+        report.warnings.append(warning)
+
+
+def skip_record(stream: str, unit: Unit, outcome: RowOutcome, recorded_at: str) -> SkipRecord:
+    assert outcome.skip is not None
+    return SkipRecord(
+        stream=stream,
+        source_file=unit.source_file,
+        line=unit.line,
+        line_end=unit.line_end,
+        reason=outcome.skip,
+        detail=outcome.detail,
+        raw_sha256=unit.sha256,
+        raw_bytes=unit.size,
+        recorded_at=recorded_at,
+    )
+
+
+def mostly_skipped(source_input: SourceInput, units: int, skipped: Counter[str]) -> str | None:
+    """A warning when most of a source's units were skipped: its settings are likely wrong."""
+    total = sum(skipped.values())
+    if not total or total * 2 <= units:
+        return None
+    reason, count = skipped.most_common(1)[0]
+    spec = source_input.source.spec
+    hints = {
+        "invalid_json": 'pretty-printed JSON documents? set format = "mini_swe_agent" (or the '
+        "format that wrote them)",
+        "line_too_long": "one document per file? set the format that wrote them",
+        "missing_id": f"check id_field = {spec.id_field!r} ({PATH_HINT})",
+        "missing_timestamp": f"check time_field = {spec.time_field!r} ({PATH_HINT})",
+        "invalid_timestamp": f"check time_field = {spec.time_field!r}: ISO-8601 or epoch numbers",
+        "filtered_out": "check `where`",
+    }
+    hint = hints.get(reason)
+    return (
+        f"[sources.{source_input.name}] (format {spec.format}): {total} of {units} units "
+        f"skipped, {count} {reason}" + (f": {hint}" if hint else "")
+    )
 
 
 def _line_or_skip(outcome: RowOutcome, limit: int) -> bytes | RowOutcome:
@@ -169,4 +208,3 @@ def _written_by_distill(path: Path, schema: str) -> bool:
                 return False
             carry = window[-len(tag) :]
     return False
-
