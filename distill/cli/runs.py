@@ -151,6 +151,8 @@ def acceptance_command(
 def _print_summary(summary: RunSummary, *, stdout: bool = False) -> None:
     console = Console() if stdout else err_console
     verdict = "[green]passed[/]" if summary.passed else f"[red]FAILED at {summary.failed_stage}[/]"
+    if summary.warnings:
+        verdict += f" [yellow]with {len(summary.warnings)} warning(s)[/]"
     console.print(
         f"run {summary.run_id}: {verdict}; run_hash {summary.run_hash or 'n/a'}", highlight=False
     )
@@ -171,3 +173,5 @@ def _print_summary(summary: RunSummary, *, stdout: bool = False) -> None:
     console.print(
         table("stages", ["stage", "status", "in", "out", "skipped", "quarantined", "reason"], rows)
     )
+    for warning in summary.warnings:  # on stderr whatever the table went to: never missed
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)

@@ -26,7 +26,7 @@ from distill.runs.receipts import (
     receipt_from_report,
     utc_now,
 )
-from distill.runs.summary import render_summary_md
+from distill.runs.summary import render_summary_md, run_warnings
 from distill.schemas import DatasetInfo, DriftReport, RunSummary, StageReceipt
 from distill.secrets import scrub
 from distill.stages import (
@@ -270,6 +270,7 @@ def _summary(
         stages=receipts,
         datasets=datasets,
         quarantine=quarantine,
+        warnings=run_warnings(receipts),
         drift_level="first_run",
         started_at=started,
         ended_at=utc_now(),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from distill.schemas import DriftReport, RunSummary
+from distill.schemas import DriftReport, RunSummary, StageReceipt
 
 
 def md_cell(text: str) -> str:
@@ -10,8 +10,25 @@ def md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def run_warnings(stages: list[StageReceipt]) -> list[str]:
+    """What a run that passed must still say: an index that ended empty, and why."""
+    index = next((r for r in stages if r.stage == "index" and r.status == "passed"), None)
+    if index is None or index.counts is None or index.counts.records_out:
+        return []
+    scored = next((r.counts for r in stages if r.stage == "score" and r.counts), None)
+    by_category = dict(scored.out_by_category) if scored else {}
+    shown = ", ".join(f"{n} {c}" for c, n in sorted(by_category.items())) or "nothing scored"
+    return [
+        f"the index is empty: the RAG export has 0 rows (scored: {shown}); "
+        "give the sources a verdict (`verdicts = …` in distill.toml, see `distill recon`) "
+        "or pass --include-review"
+    ]
+
+
 def render_summary_md(summary: RunSummary, drift: DriftReport) -> str:
     verdict = "PASSED" if summary.passed else f"FAILED at {summary.failed_stage}"
+    if summary.warnings:
+        verdict += f" with {len(summary.warnings)} warning(s)"
     lines = [
         f"# distill run {summary.run_id}",
         "",
@@ -61,6 +78,9 @@ def render_summary_md(summary: RunSummary, drift: DriftReport) -> str:
     if skipped:
         lines += ["", "## Skipped source lines", "", "| reason | lines |", "|---|---:|"]
         lines += [f"| {reason} | {count} |" for reason, count in skipped.items()]
+    if summary.warnings:
+        lines += ["", "## Warnings", ""]
+        lines += [f"- {warning}" for warning in summary.warnings]
     failures = [r for r in summary.stages if r.status != "passed"]
     if failures:
         lines += ["", "## Problems", ""]

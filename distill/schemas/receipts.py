@@ -77,6 +77,10 @@ class RunSummary(Record):
     stages: list[StageReceipt]
     datasets: list[DatasetInfo]
     quarantine: dict[str, dict[str, int]] = Field(description="export → reason → count")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="what a passed run still tells its reader (an empty index)",
+    )
     drift_level: DriftLevel
     started_at: str
     ended_at: str
