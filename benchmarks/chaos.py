@@ -92,10 +92,10 @@ def stage_at_kill(home: Path, runs_before: set[str]) -> str:
     order = ["collect", "score", "export_rag", "export_sft", "export_preference", "index"]
     reports = home / "reports" / "distillation"
     if not reports.is_dir():
-        return "before collect"
+        return "startup or collect"
     new = [p for p in reports.iterdir() if p.is_dir() and p.name not in runs_before]
     if not new:
-        return "before collect"
+        return "startup or collect"
     done = {p.stem for p in new[0].glob("*.json")}
     if "summary" in done:
         return "after the summary"
