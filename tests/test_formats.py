@@ -69,7 +69,8 @@ def units(fmt: str, path: Path, source_spec: SourceSpec, **limits: int) -> list[
 
 
 def _unit(limits: dict[str, int]) -> dict[str, Any]:
-    return {"max_unit_bytes": limits["unit"]} if "unit" in limits else {}
+    unit = {"max_unit_bytes": limits["unit"]} if "unit" in limits else {}
+    return {**unit, "recorded_at": RECORDED_AT}
 
 
 # --- the fixture as a whole ------------------------------------------------------------------
@@ -170,6 +171,19 @@ def test_a_trajectory_without_instance_id_takes_the_file_name(tmp_path: Path) ->
     assert unit.row["instance_id"] == "owner__repo-12" and unit.row["repo"] == "owner/repo"
     assert unit.row["created_at"] == 1763509869 and unit.row["instruction"] == "Fix x"
     assert "config" not in unit.row["info"] and unit.row["files"] == ["x.py"]
+
+
+def test_a_patch_with_crlf_endings_names_its_files_without_diff_prefixes(tmp_path: Path) -> None:
+    """SWE-agent's test trajectories hold CRLF patches: a/ and b/ are never paths."""
+    patch = "diff --git a/tests/x.py b/tests/x.py\r\n--- a/tests/x.py\r\n+++ b/tests/x.py\r\n"
+    path = tmp_path / "o__r-1.traj"
+    path.write_bytes(orjson.dumps({"info": {"submission": patch, "exit_status": "submitted"}}))
+    source_spec = SourceSpec.model_validate({"name": "t", **FORMATS["swe_agent"].defaults})
+    [unit] = units("swe_agent", path, source_spec)
+    source = FORMATS["swe_agent"].source_class(source_spec)
+    outcome = evidence_from_unit(source, unit, recorded_at=RECORDED_AT)
+    assert outcome.payload is not None and outcome.payload["file_paths"] == ["tests/x.py"]
+    assert outcome.payload["created_at"] == RECORDED_AT  # SWE-agent writes no time
 
 
 def test_a_two_megabyte_trajectory_is_read_once_and_parsed_once(
@@ -451,7 +465,8 @@ def test_openai_chat_rows(line: dict[str, Any], expected: dict[str, Any]) -> Non
         ("b.d.1", None),
         ("b.c.x", None),
         ("x.y", "literal"),
-        ("b.d.-1", None),
+        ("b.d.-1.e", 3),
+        ("b.d.-2", None),
     ],
 )
 def test_dotted_paths(path: str, value: Any) -> None:

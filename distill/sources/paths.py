@@ -1,8 +1,8 @@
 """Field paths: how a source's settings name a value inside a row.
 
-A path is dotted names, list indices as numbers: ``"info.submission"``,
-``"messages.0.content"``. A key that itself contains a dot is read as written first, so a row
-``{"a.b": 1}`` keeps working with ``"a.b"``.
+A path is dotted names, list indices as numbers (negative from the end):
+``"info.submission"``, ``"messages.0.content"``, ``"history.-1.timestamp"``. A key that itself
+contains a dot is read as written first, so a row ``{"a.b": 1}`` keeps working with ``"a.b"``.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from typing import Any
 
 PATH_HINT = (
     'a field path is dotted names with list indices as numbers, e.g. "task_id", '
-    '"info.submission", "messages.0.content"'
+    '"info.submission", "messages.0.content", "history.-1.timestamp"'
 )
 _SEGMENT = re.compile(r"[^.\s](?:[^.]*[^.\s])?")
+_INDEX = re.compile(r"-?\d+")
 
 
 def check_path(path: str) -> str:
@@ -35,8 +36,12 @@ def get_path(row: Mapping[str, Any], path: str) -> Any:
     for part in path.split("."):
         if isinstance(value, Mapping):
             value = value.get(part)
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
+        elif (
+            isinstance(value, list)
+            and _INDEX.fullmatch(part)
+            and -len(value) <= int(part) < len(value)
+        ):
+            value = value[int(part)]  # a negative index counts from the end: "history.-1"
         else:
             return None
     return value

@@ -33,7 +33,7 @@ DEFAULTS: dict[str, Any] = {
 }
 _SUFFIXES = (".traj.json", ".traj", ".json")
 _SWE_BENCH_ID = re.compile(r"(?P<owner>[A-Za-z0-9_.-]+?)__(?P<name>[A-Za-z0-9_.-]+)-\d+")
-_DIFF_FILE = re.compile(r"^diff --git a/(\S+) b/(\S+)$", re.MULTILINE)
+_DIFF_FILE = re.compile(r"^diff --git a/(\S+) b/(\S+)\r?$", re.MULTILINE)
 _PR_DESCRIPTION = re.compile(r"<pr_description>(.*?)</pr_description>", re.DOTALL)
 _ISSUE = re.compile(r"ISSUE:\n(.*?)(?:\n\s*INSTRUCTIONS:|\Z)", re.DOTALL)
 
