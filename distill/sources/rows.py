@@ -108,7 +108,8 @@ def evidence_from_unit(
         return RowOutcome(skip=unit.skip or SkipReason.unprocessable_row, detail=unit.detail)
     origin = Origin(unit.source_file, unit.line, unit.line_end, unit.pointer, unit.sig_hash or None)
     try:
-        too_deep = depth_skip(unit.row)
+        # A line's row was measured as it was parsed; a row a format built is measured here.
+        too_deep = None if unit.line_end is None else depth_skip(unit.row)
         if too_deep is not None:
             return RowOutcome(skip=too_deep.reason, detail=too_deep.detail)
         return _evidence(source, unit.row, origin, recorded_at, verdicts)
