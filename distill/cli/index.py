@@ -198,7 +198,12 @@ def search_command(
     ] = DEFAULT_ALPHA,
     as_json: JsonOpt = False,
 ) -> None:
-    """Search the playbooks: hybrid (weighted fusion; --fusion rrf for RRF, K=60), vector or fts."""
+    """Search the playbooks: hybrid (weighted fusion; --fusion rrf for RRF, K=60), vector or fts.
+
+    Ranked by the fused score (normalised per query); each hit also shows its relevance, an
+    absolute 0-1 signal (query cosine and BM25 combined) that replay compares with
+    --min-relevance.
+    """
     if mode not in ("hybrid", "vector", "fts") or fusion not in ("rrf", "weighted"):
         raise typer.BadParameter("--mode is hybrid|vector|fts, --fusion is rrf|weighted")
     resolved, _ = resolve_home(home)
@@ -216,12 +221,18 @@ def search_command(
         print_json([hit.to_dict() for hit in hits])
         return
     rows = [
-        [str(rank), escape(hit.id), f"{hit.score:.4f}", hit.category, escape(hit.title)]
+        [
+            str(rank),
+            escape(hit.id),
+            f"{hit.score:.4f}",
+            f"{hit.relevance:.2f}" if hit.relevance is not None else "-",
+            hit.category,
+            escape(hit.title),
+        ]
         for rank, hit in enumerate(hits, 1)
     ]
-    Console().print(
-        table(f"{mode} search: {escape(query)}", ["#", "id", "score", "category", "title"], rows)
-    )
+    columns = ["#", "id", "score", "relevance", "category", "title"]
+    Console().print(table(f"{mode} search: {escape(query)}", columns, rows))
 
 
 def _mode(value: str) -> Mode:

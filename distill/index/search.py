@@ -2,16 +2,20 @@
 
 Hybrid fuses the two lists by a weighted sum of min-max-normalised scores (``fusion="weighted"``,
 ``alpha`` = weight of the vector side; the default, 0.4, was chosen on SciFact's train split), or
-by reciprocal-rank fusion with K=60 (``fusion="rrf"``).
+by reciprocal-rank fusion with K=60 (``fusion="rrf"``). Ranking is by that score; every hit also
+carries an absolute ``relevance`` (:mod:`distill.index.relevance`), the same whatever the mode.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
+
+import numpy as np
 
 from distill.errors import ConfigError, DistillError
 from distill.index.embedders import Embedder, embedder_for
+from distill.index.relevance import TermStats, bm25_coverage, combine, content_terms
 from distill.index.store import IndexManifest, PlaybookStore
 
 Mode = Literal["hybrid", "vector", "fts"]
@@ -50,6 +54,9 @@ class SearchHit:
     validation_steps: list[str]
     sig_hash: str
     ranks: dict[str, int] = field(default_factory=dict)
+    cosine: float | None = None  # query–playbook cosine of the embedder
+    bm25: float | None = None  # BM25 over the query's own best case, 0..1
+    relevance: float | None = None  # the absolute signal the replay threshold applies to
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -70,7 +77,16 @@ class Retriever:
             )
         self.embedder = embedder or embedder_for(self.manifest.embedder)
         store.check_embedder(self.embedder, self.manifest)
+        self.store = store
         self.table = store.open(self.manifest)
+        self._terms: TermStats | None = None
+
+    @property
+    def terms(self) -> TermStats:
+        """The published version's term statistics, read once."""
+        if self._terms is None:
+            self._terms = self.store.term_stats(self.table, self.manifest.version)
+        return self._terms
 
     @property
     def version(self) -> int:
@@ -94,21 +110,33 @@ class Retriever:
             raise ConfigError("the query is empty")
         where = _where(category, source)
         pool = candidates or max(100, top_k * 4)
+        query_vector = self.embedder.embed([query])[0]
         if mode == "vector":
-            return self._hits(self._vector(query, top_k, where), "vector")[:top_k]
-        if mode == "fts":
-            return self._hits(self._fts(query, top_k, where), "fts")[:top_k]
-        vector = self._vector(query, pool, where)
-        text = self._fts(query, pool, where)
-        return fuse(vector, text, fusion=fusion, alpha=alpha)[:top_k]
+            rows = self._vector(query_vector, top_k, where)
+            hits = self._hits(rows, "vector")[:top_k]
+        elif mode == "fts":
+            rows = self._fts(query, top_k, where)
+            hits = self._hits(rows, "fts")[:top_k]
+        else:
+            rows = self._vector(query_vector, pool, where)
+            text = self._fts(query, pool, where)
+            hits = fuse(rows, text, fusion=fusion, alpha=alpha)[:top_k]
+            rows = rows + text
+        vectors = {row["id"]: row["vector"] for row in rows}
+        return [self._judged(hit, query, query_vector, vectors[hit.id]) for hit in hits]
 
-    def _vector(self, query: str, limit: int, where: str | None) -> list[dict[str, Any]]:
-        vector = self.embedder.embed([query])[0]
+    def _judged(self, hit: SearchHit, query: str, query_vector: Any, vector: Any) -> SearchHit:
+        """``hit`` with its absolute relevance to ``query``."""
+        cosine = round(float(np.dot(np.asarray(vector, dtype=np.float32), query_vector)), 4)
+        bm25 = round(bm25_coverage(content_terms(query), content_terms(hit.text), self.terms), 4)
+        return replace(hit, cosine=cosine, bm25=bm25, relevance=combine(cosine, bm25))
+
+    def _vector(self, vector: Any, limit: int, where: str | None) -> list[dict[str, Any]]:
         builder = self.table.search(vector, query_type="vector").distance_type("cosine")
         builder = builder.ef(ANN_EF)  # ignored by an exact (brute-force) search
         if where:
             builder = builder.where(where, prefilter=True)
-        rows = builder.limit(limit).select([*HIT_COLUMNS, "_distance"]).to_list()
+        rows = builder.limit(limit).select([*HIT_COLUMNS, "vector", "_distance"]).to_list()
         for row in rows:
             row["_raw_score"] = 1.0 - float(row.pop("_distance"))
         return list(rows)
@@ -121,7 +149,7 @@ class Retriever:
         builder = self.table.search(match, query_type="fts")
         if where:
             builder = builder.where(where, prefilter=True)
-        rows = builder.limit(limit).select([*HIT_COLUMNS, "_score"]).to_list()
+        rows = builder.limit(limit).select([*HIT_COLUMNS, "vector", "_score"]).to_list()
         for row in rows:
             row["_raw_score"] = float(row.pop("_score"))
         return list(rows)

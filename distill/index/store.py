@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from distill.errors import DistillError, InputMissingError
 from distill.index.embedders import Embedder, Progress
+from distill.index.relevance import TERMS_FILE, TermStats, read_term_stats, write_term_stats
 from distill.jsonio import file_sha256, iter_raw_lines, write_bytes_atomic
 from distill.limits import LineLimits
 from distill.schemas import RagSample
@@ -149,6 +150,12 @@ class PlaybookStore:
     def manifest_path(self) -> Path:
         return Path(self.uri) / f"{TABLE}.manifest.json"
 
+    def term_stats(self, table: Any, version: int | None = None) -> TermStats:
+        """The term statistics of ``table`` (at ``version``, else its own): the file written
+        with that version, else counted from the table (an index built before the file)."""
+        saved = read_term_stats(Path(self.uri) / TERMS_FILE, version or table.version)
+        return saved if saved is not None else TermStats.from_texts(_texts(table, None))
+
     def manifest(self) -> IndexManifest | None:
         if not self.manifest_path.is_file():
             return None
@@ -200,7 +207,8 @@ class PlaybookStore:
         mode = "overwrite" if TABLE in self._db.list_tables().tables else "create"
         table = self._db.create_table(TABLE, data=data, schema=schema, mode=mode)
         ann = self._refresh_indexes(table, ann_threshold, rebuild=True)
-        self._publish(table, embedder, source_sha256, ann)
+        terms = TermStats.from_texts(s.text for s in samples)
+        self._publish(table, embedder, source_sha256, ann, terms)
         return IndexReport(
             rows=len(samples),
             embedded=len(samples),
@@ -245,6 +253,9 @@ class PlaybookStore:
             deleted=len(gone),
             unchanged=len(samples) - len(changed),
         )
+        terms = self.term_stats(table)
+        terms.remove(_texts(table, [s.id for s in changed if s.id in known] + gone))
+        terms.add(s.text for s in changed)
         if changed:
             vectors = embedder.embed([s.text for s in changed], progress)
             rows = [_row(s, v) for s, v in zip(changed, vectors, strict=True)]
@@ -257,7 +268,7 @@ class PlaybookStore:
         for chunk in _chunks(gone, 500):
             table.delete("id IN (" + ", ".join(_sql_str(i) for i in chunk) + ")")
         ann = self._refresh_indexes(table, ann_threshold, rebuild=False)
-        self._publish(table, embedder, source_sha256, ann)
+        self._publish(table, embedder, source_sha256, ann, terms)
         report.version, report.ann_index = table.version, ann
         return report
 
@@ -279,8 +290,16 @@ class PlaybookStore:
         return ann or "vector_idx" in names
 
     def _publish(
-        self, table: Any, embedder: Embedder, source_sha256: str | None, ann: bool
+        self,
+        table: Any,
+        embedder: Embedder,
+        source_sha256: str | None,
+        ann: bool,
+        terms: TermStats,
     ) -> None:
+        # the statistics first: a reader of the new manifest finds them; one of the old
+        # manifest sees a version mismatch and counts its own
+        write_term_stats(Path(self.uri) / TERMS_FILE, terms, table.version)
         manifest = IndexManifest(
             version=table.version,
             rows=table.count_rows(),
@@ -321,6 +340,8 @@ class PlaybookStore:
             warnings.simplefilter("ignore", UserWarning)
             table.optimize(cleanup_older_than=older_than, delete_unverified=True)
         # compaction wrote a new version of the same rows: publish it, the old one is gone
+        terms = self.term_stats(table, manifest.version)
+        write_term_stats(Path(self.uri) / TERMS_FILE, terms, table.version)
         self._write_manifest(manifest.model_copy(update={"version": table.version}))
         return {
             "versions_removed": max(versions - len(table.list_versions()), 0),
@@ -355,6 +376,19 @@ class PlaybookStore:
         if count == 0:
             return []
         return list(table.search().select(columns).limit(count).to_arrow().to_pylist())
+
+
+def _texts(table: Any, ids: list[str] | None) -> Iterator[str]:
+    """The ``text`` of the rows with ``ids`` (every row when None), a projected scan."""
+    if ids is None:
+        count = table.count_rows()
+        rows = table.search().select(["text"]).limit(count).to_list() if count else []
+        yield from (row["text"] for row in rows)
+        return
+    for chunk in _chunks(ids, 500):
+        where = "id IN (" + ", ".join(_sql_str(i) for i in chunk) + ")"
+        for row in table.search().where(where).select(["text"]).limit(len(chunk)).to_list():
+            yield row["text"]
 
 
 def source_digest(path: Path) -> str:
