@@ -20,9 +20,10 @@ import orjson
 from distill.home import Home
 from distill.index import PlaybookStore, Retriever
 from distill.jsonio import append_line_locked, model_line
-from distill.replay import build_bundle, run_gate
+from distill.replay import build_bundle
 from distill.replay.config import local_settings, open_model
-from distill.replay.run import ReplayOptions, _record
+from distill.replay.run import ReplayOptions, _evidence, _record
+from distill.replay.semantic import gate_answer
 
 
 def main() -> None:
@@ -57,10 +58,12 @@ def main() -> None:
         completion = model.complete(bundle, max_tokens=args.max_tokens)
         phases["generation"].append(time.perf_counter() - clock)
         clock = time.perf_counter()
-        run_gate(completion.text, bundle, [h.id for h in hits])
+        options = ReplayOptions()
+        evidence = _evidence(home, hits, bundle, retriever, options)  # rejected runs read too
+        gate_answer(completion.text, bundle, evidence)
         phases["gate"].append(time.perf_counter() - clock)
         clock = time.perf_counter()
-        run = _record(task, ReplayOptions(), hits, retriever.version, bundle, [])
+        run = _record(task, options, hits, retriever, bundle, [])
         append_line_locked(log, model_line(run))
         phases["log"].append(time.perf_counter() - clock)
     total = sum(sum(v) for v in phases.values())

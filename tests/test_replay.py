@@ -11,7 +11,7 @@ import multiprocessing
 import shutil
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -122,10 +122,21 @@ class CannedRetriever:
 
 
 def grounded_answer(bundle: Bundle) -> str:
-    """An answer that passes the gate: cites the top piece and restates every validation step."""
-    cite = (bundle.exemplars + bundle.warnings)[0].id
-    steps = "\n".join(f"- {s.step}" for s in bundle.validation_steps)
-    return f"Follow the accepted playbook [{cite}] and keep the contract.\nValidation:\n{steps}"
+    """An answer that passes the gate: the top piece's own steps (supported by it), every
+    validation step of the bundle it holds, and its citation."""
+    top = (bundle.exemplars + bundle.warnings)[0]
+    steps = "\n".join(f"- {s.step}" for s in bundle.validation_steps if s.id == top.id)
+    return f"{top.response}\nValidation:\n{steps}\nSources: [{top.id}]"
+
+
+def reworded_answer(bundle: Bundle) -> str:
+    """A passing answer that is new: the top piece's sentences with their words in another
+    order (every word is in the playbook, so it is supported; no run of three words is, so it
+    is no reuse), and its validation steps likewise."""
+    top = (bundle.exemplars + bundle.warnings)[0]
+    steps = [s.step for s in bundle.validation_steps if s.id == top.id]
+    lines = [" ".join(reversed(line.split())) for line in [*top.response.splitlines(), *steps]]
+    return "\n".join([*lines, f"Sources: [{top.id}]"])
 
 
 def never_called() -> Any:
@@ -178,6 +189,9 @@ def run_replay(
     escalation: Callable[[], Any] | None = None,
     **options: Any,
 ) -> ReplayRun:
+    # the hashing stand-in's cosines are not MiniLM's: logic tests opt out of the relevance
+    # threshold, which has tests of its own (test_replay_relevance.py)
+    options.setdefault("min_relevance", 0.0)
     return replay(
         home,
         TASK,
@@ -285,7 +299,7 @@ def test_build_bundle_picks_the_best_ranked_and_caps_steps() -> None:
     assert bundle.validation_steps[0].id == "audits:P-1"  # steps follow retrieval order
 
 
-def test_trimming_drops_the_lowest_ranked_piece_first() -> None:
+def test_trimming_cuts_the_lowest_ranked_first_and_never_empties_the_bundle() -> None:
     hits = [
         make_hit("audits:A-1", steps=["verify one"]),
         make_hit("audits:P-1", "partially_accepted", steps=["check two"]),
@@ -294,19 +308,35 @@ def test_trimming_drops_the_lowest_ranked_piece_first() -> None:
         make_hit("audits:A-3", steps=["verify five"]),
     ]
     full = build_bundle("Round invoices", hits, budget=100_000)
-    assert full.trimmed == [] and full.budget_unit == "chars"
+    assert full.trimmed == full.condensed == [] and full.budget_unit == "chars"
     two = build_bundle("Round invoices", hits[:2], budget=100_000).used
     fitted = build_bundle("Round invoices", hits, budget=two)
+    # one-line pieces cannot be condensed further: the lowest-ranked go, the best never does
     assert fitted.trimmed == ["audits:A-3", "audits:P-2", "audits:A-2"]
     assert [p.id for p in fitted.exemplars] == ["audits:A-1"]
     assert [p.id for p in fitted.warnings] == ["audits:P-1"]
     assert [s.step for s in fitted.validation_steps] == ["verify one", "check two"]
     assert fitted.used <= fitted.budget == two
-    one_less = build_bundle("Round invoices", hits, budget=two - 1)
-    assert one_less.trimmed == ["audits:A-3", "audits:P-2", "audits:A-2", "audits:P-1"]
     tiny = build_bundle("Round invoices", hits, budget=5)
-    assert tiny.exemplars == tiny.warnings == tiny.validation_steps == []
-    assert tiny.messages[-1].content == "Task: Round invoices"
+    assert [p.id for p in tiny.exemplars] == ["audits:A-1"] and tiny.warnings == []
+    assert "audits:A-1" in tiny.condensed and "[audits:A-1]" in tiny.messages[-1].content
+
+
+def test_a_long_exemplar_is_cut_to_its_head_steps_and_checks_not_dropped() -> None:
+    prose = "\n".join(f"Background paragraph {n} about the billing history." * 3 for n in range(30))
+    body = f"{prose}\n- Round each line with Decimal\n2) Sum the rounded lines\nverify the total"
+    long_hit = make_hit("audits:A-1", steps=["verify the total"], body=body)
+    long_hit = replace(long_hit, text=f"{'Fix the rounding of invoices ' * 40}\n\n{body}")
+    full = build_bundle("Round invoices", [long_hit], budget=100_000)
+    bundle = build_bundle("Round invoices", [long_hit], budget=full.used // 4)
+    (piece,) = bundle.exemplars
+    assert bundle.condensed == ["audits:A-1"] and bundle.trimmed == []
+    assert (
+        piece.response
+        == "- Round each line with Decimal\n2) Sum the rounded lines\nverify the total"
+    )
+    assert len(piece.instruction) <= 202 and piece.instruction.startswith("Fix the rounding")
+    assert bundle.used <= bundle.budget
 
 
 def test_a_known_tokenizer_measures_the_budget_in_tokens() -> None:
@@ -598,9 +628,10 @@ def test_every_run_appends_one_valid_line_that_collect_reads_back(
 ) -> None:
     runs = []
     for script, options in [
-        (grounded_answer, {}),
+        (reworded_answer, {}),
         (HEDGE, {"task_id": "LL-9"}),
         (None, {"dry_run": True}),
+        (grounded_answer, {}),  # a copy of the playbook it cites
     ]:
         local = (lambda s=script: ScriptedChatModel(s)) if script else never_called
         runs.append(run_replay(home, sample_index, local, **options))
@@ -608,23 +639,27 @@ def test_every_run_appends_one_valid_line_that_collect_reads_back(
         assert len(lines) == len(runs)
         assert ReplayRun.model_validate_json(lines[-1]) == runs[-1]
         assert orjson.loads(lines[-1])["schema"] == "replay_run.v1"
-    passed, failed, dry = runs
+    passed, failed, dry, copy = runs
     assert (passed.verdict, failed.verdict, dry.verdict) == ("passed", "failed", "dry_run")
+    assert passed.semantic_passed and passed.reuse_of is None
+    assert copy.verdict == "passed" and copy.reuse_of == copy.cited_ids[0]
     assert failed.task_id == "LL-9" and dry.attempts == []
-    assert len({r.run_id for r in runs}) == 3
+    assert len({r.run_id for r in runs}) == 4
     for args in (["collect"], ["score"]):
         result = runner.invoke(
             app, [*args, "--home", str(home.root), "--recorded-at", RECORDED_AT, "--json"]
         )
         assert result.exit_code == 0, result.stderr
     evidence = read_jsonl(home.evidence_dir / "replay_runs.jsonl")
-    assert [e["instruction"] for e in evidence] == [TASK] * 3
-    scored = {r["id"]: r["category"] for r in read_jsonl(home.scored_dir / "replay_runs.jsonl")}
-    assert scored == {
+    assert [e["instruction"] for e in evidence] == [TASK] * 4
+    scored = {r["id"]: r for r in read_jsonl(home.scored_dir / "replay_runs.jsonl")}
+    assert {key: row["category"] for key, row in scored.items()} == {
         f"replay_runs:{passed.run_id}": "partially_accepted",
         f"replay_runs:{failed.run_id}": "rejected",
         f"replay_runs:{dry.run_id}": "needs_human_review",
+        f"replay_runs:{copy.run_id}": "needs_human_review",
     }
+    assert scored[f"replay_runs:{copy.run_id}"]["rule"].startswith(f"reuse of {copy.reuse_of}")
 
 
 AGENTS = 16

@@ -24,13 +24,30 @@ from distill.errors import ConfigError, DistillError
 from distill.index import PlaybookStore, Retriever
 from distill.index.store import resolve_index_uri
 from distill.replay import ReplayOptions, replay
-from distill.replay.config import escalation_settings, local_settings, open_model, replay_deadline
+from distill.replay.config import (
+    escalation_settings,
+    local_settings,
+    min_relevance,
+    open_model,
+    replay_deadline,
+)
 from distill.replay.limits import DEADLINE_ENV
 from distill.replay.remote import ReplayRequest, replay_remote, token_from_env
-from distill.replay.run import scrubbed_run
+from distill.replay.run import abstain_answer, scrubbed_run
 from distill.schemas import ReplayRun
 
 EXIT_GATE_FAILED = 2
+EXIT_ABSTAINED = 3
+MinRelevanceOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--min-relevance",
+        help="Relevance (0-1: query cosine and BM25 combined) a retrieved playbook needs to "
+        "count for the task; when none has it, no model is called and the run abstains "
+        "(else [replay] min_relevance in models/models.toml, else the calibrated default).",
+        show_default=False,
+    ),
+]
 DeadlineOpt = Annotated[
     float | None,
     typer.Option(
@@ -75,6 +92,7 @@ def replay_command(
     repo_root: RepoRootOpt = None,
     index_dir: IndexDirOpt = None,
     deadline: DeadlineOpt = None,
+    min_relevance_: MinRelevanceOpt = None,
     server: Annotated[
         str | None,
         typer.Option(
@@ -87,8 +105,10 @@ def replay_command(
 ) -> None:
     """Answer a task from the team's accepted playbooks with the local model, gate it, log it.
 
-    Exit codes: 0 the final answer passed the gate (or --dry-run), 2 it did not, 1 an error
-    (a model that failed or missed the deadline included: its run is still logged).
+    Exit codes: 0 the final answer passed the gate (or --dry-run), 2 it did not, 3 abstained
+    (no retrieved playbook clears --min-relevance: the team has not done this; no model was
+    called), 1 an error (a model that failed or missed the deadline included: its run is still
+    logged). Every run, abstained or not, is logged.
     """
     if server:
         _refuse_server_side(
@@ -100,6 +120,7 @@ def replay_command(
                 "--repo-root": repo_root,
                 "--index-dir": index_dir,
                 "--deadline": deadline,
+                "--min-relevance": min_relevance_,
             }
         )
         request = ReplayRequest(
@@ -129,6 +150,7 @@ def replay_command(
             repo_root=repo_root,
             task_id=task_id,
             deadline=replay_deadline(deadline),
+            min_relevance=min_relevance(resolved, min_relevance_),
         )
         with err_console.status("replaying…"):
             run = replay(
@@ -146,6 +168,8 @@ def replay_command(
     _raise_model_failure(run)
     if run.verdict == "failed":
         raise typer.Exit(EXIT_GATE_FAILED)
+    if run.verdict == "abstained":
+        raise typer.Exit(EXIT_ABSTAINED)
 
 
 def _raise_model_failure(run: ReplayRun) -> None:
@@ -170,6 +194,10 @@ def _refuse_server_side(flags: dict[str, object]) -> None:
 
 
 def _print_run(run: ReplayRun) -> None:
+    if run.verdict == "abstained":
+        typer.echo(abstain_answer(run))
+        err_console.print("\nabstained: no model was called", highlight=False)
+        return
     if run.verdict == "dry_run":
         typer.echo(run.bundle.prompt if run.bundle.exemplars else run.bundle.messages[-1].content)
         err_console.print(

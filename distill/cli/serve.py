@@ -19,10 +19,16 @@ from distill.cli.common import (
     resolve_home,
 )
 from distill.cli.index import IndexDirOpt
-from distill.cli.replay import DeadlineOpt
+from distill.cli.replay import DeadlineOpt, MinRelevanceOpt
 from distill.errors import ConfigError, DistillError
 from distill.index.store import resolve_index_uri
-from distill.replay.config import escalation_settings, local_settings, open_model, replay_deadline
+from distill.replay.config import (
+    escalation_settings,
+    local_settings,
+    min_relevance,
+    open_model,
+    replay_deadline,
+)
 from distill.replay.remote import TOKEN_ENV, token_from_env
 
 
@@ -65,6 +71,7 @@ def serve_command(
         ),
     ] = 1024,
     deadline: DeadlineOpt = None,
+    min_relevance_: MinRelevanceOpt = None,
 ) -> None:
     """Serve replay warm: the index and the model are loaded once, then answer over HTTP.
 
@@ -90,6 +97,7 @@ def serve_command(
         max_tokens_limit=max_tokens_limit,
         repo_root=repo_root,
         deadline=replay_deadline(deadline),
+        min_relevance=min_relevance(resolved, min_relevance_),
     )
     check_settings(settings)  # before anything is loaded: a refused bind costs nothing
     if generation_slots > 1 and not model_settings.url:

@@ -1,12 +1,16 @@
 """task + retrieved hits → a context bundle: exemplars, warnings, validation steps, prompts.
 
 Every piece is labelled with its record id so the answer can cite it. The bundle is fitted to a
-budget measured in the target model's tokens when a tokenizer is known (characters otherwise),
-dropping the lowest-ranked material first.
+budget measured in the target model's tokens when a tokenizer is known (characters otherwise) by
+cutting, lowest-ranked first: a piece is first condensed to its instruction's head and its
+response's steps and checks, then its last lines go; only when every piece is down to one line
+does the lowest-ranked piece go, and the best-ranked never does (its words are cut instead), so
+a bundle built from hits is never empty.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
 from distill.index import SearchHit
@@ -26,6 +30,8 @@ SYSTEM_PROMPT = (
 # forgets to (benchmarks/replay.py; README "Replay").
 SOURCES_CUE = "Sources: ["
 Counter = Callable[[str], int]
+HEAD_CHARS = 200  # what a condensed piece keeps of its instruction
+STEP_LINE = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)]|(?:verify|check|assert|ensure|confirm)\b)", re.I)
 
 
 def build_bundle(
@@ -42,19 +48,63 @@ def build_bundle(
         for rank, h in enumerate(hits, 1)
         if h.category == "partially_accepted"
     ][:MAX_WARNINGS]
-    chosen = {p.id for p in exemplars + warnings}
-    steps = _steps([h for h in hits if h.id in chosen])
-    trimmed: list[str] = []
+    pieces = sorted(exemplars + warnings, key=lambda p: p.rank)
+    steps = _steps([h for h in hits if h.id in {p.id for p in pieces}])
+    condensed: list[str] = []
     while True:
-        bundle = _render(task, exemplars, warnings, steps, budget, unit, trimmed)
+        kept = {p.id for p in pieces}
+        dropped = [p.id for p in sorted(exemplars + warnings, key=lambda p: -p.rank)]
+        dropped = [pid for pid in dropped if pid not in kept]
+        steps = [s for s in steps if s.id in kept]
+        bundle = _render(task, pieces, steps, budget, unit, dropped, condensed)
         used = max(measure(_chat_text(bundle)), measure(bundle.prompt))
-        if used <= budget or not (exemplars or warnings):
+        shorter = _cut_one(pieces, condensed) if used > budget else None
+        if shorter is None:  # fits, or nothing is left to cut (the task alone is over budget)
             return bundle.model_copy(update={"used": used})
-        lowest = max(exemplars + warnings, key=lambda p: p.rank)
-        trimmed.append(lowest.id)
-        exemplars = [p for p in exemplars if p.id != lowest.id]
-        warnings = [p for p in warnings if p.id != lowest.id]
-        steps = [s for s in steps if s.id != lowest.id]
+        pieces = shorter
+
+
+def _cut_one(pieces: list[BundlePiece], condensed: list[str]) -> list[BundlePiece] | None:
+    """``pieces`` one cut shorter, lowest-ranked first: condense one, else drop the last line of
+    one, else drop the lowest-ranked piece (never the best), else halve the best one's words.
+    None when nothing is left to cut."""
+    order = sorted(range(len(pieces)), key=lambda i: -pieces[i].rank)
+    for i in order:
+        if pieces[i].id not in condensed:
+            condensed.append(pieces[i].id)
+            return _replaced(pieces, i, _condensed(pieces[i]))
+    for i in order:
+        lines = pieces[i].response.splitlines()
+        if len(lines) > 1:
+            return _replaced(pieces, i, _with(pieces[i], response="\n".join(lines[:-1])))
+    if len(pieces) > 1:
+        return [p for j, p in enumerate(pieces) if j != order[0]]
+    if not pieces:
+        return None
+    best = pieces[0]
+    for name in ("response", "instruction"):
+        words = getattr(best, name).split()
+        if len(words) > 1:
+            return [_with(best, **{name: " ".join(words[: len(words) // 2])})]
+    return None
+
+
+def _with(piece: BundlePiece, **changes: str) -> BundlePiece:
+    return piece.model_copy(update=changes)
+
+
+def _replaced(pieces: list[BundlePiece], index: int, piece: BundlePiece) -> list[BundlePiece]:
+    return [piece if j == index else p for j, p in enumerate(pieces)]
+
+
+def _condensed(piece: BundlePiece) -> BundlePiece:
+    """The piece's instruction head and the steps and checks of its response."""
+    lines = [line.strip() for line in piece.response.splitlines() if STEP_LINE.match(line)]
+    response = "\n".join(lines) or "\n".join(piece.response.splitlines()[:2])
+    head = piece.instruction
+    if len(head) > HEAD_CHARS:
+        head = head[:HEAD_CHARS].rsplit(" ", 1)[0] + " …"
+    return piece.model_copy(update={"instruction": head, "response": response})
 
 
 def _piece(hit: SearchHit, rank: int, kind: str) -> BundlePiece:
@@ -66,6 +116,7 @@ def _piece(hit: SearchHit, rank: int, kind: str) -> BundlePiece:
         category=hit.category,
         instruction=instruction.strip(),
         response=response.strip(),
+        relevance=hit.relevance,
     )
 
 
@@ -83,13 +134,15 @@ def _steps(hits: Sequence[SearchHit]) -> list[ValidationStep]:
 
 def _render(
     task: str,
-    exemplars: list[BundlePiece],
-    warnings: list[BundlePiece],
+    pieces: list[BundlePiece],
     steps: list[ValidationStep],
     budget: int,
     unit: str,
-    trimmed: list[str],
+    dropped: list[str],
+    condensed: list[str],
 ) -> Bundle:
+    exemplars = [p for p in pieces if p.kind == "exemplar"]
+    warnings = [p for p in pieces if p.kind == "warning"]
     context = []
     for piece in exemplars:
         context.append(
@@ -107,10 +160,13 @@ def _render(
         )
     user = ("\n\n".join(context) + "\n\n" if context else "") + f"Task: {task}"
     messages = [Message(role="system", content=SYSTEM_PROMPT), Message(role="user", content=user)]
+    # only warnings cleared the threshold: they are the demos. The most relevant comes last,
+    # nearest the task: a base model most often takes its source from the last demonstration
+    shown = sorted(exemplars or warnings, key=lambda p: p.relevance or 0.0)
     demos = "".join(
-        f"Task: {p.instruction}\n{SOURCES_CUE}{p.id}]\nAnswer: {p.response}\n\n" for p in exemplars
+        f"Task: {p.instruction}\n{SOURCES_CUE}{p.id}]\nAnswer: {p.response}\n\n" for p in shown
     )
-    prompt = f"{demos}Task: {task}\n" + (SOURCES_CUE if exemplars else "Answer:")
+    prompt = f"{demos}Task: {task}\n" + (SOURCES_CUE if shown else "Answer:")
     return Bundle(
         task=task,
         exemplars=exemplars,
@@ -121,8 +177,15 @@ def _render(
         budget=budget,
         budget_unit=unit,
         used=0,
-        trimmed=list(trimmed),
+        trimmed=list(dropped),
+        condensed=[c for c in condensed if c in {p.id for p in pieces}],
     )
+
+
+def demonstrations(bundle: Bundle) -> list[BundlePiece]:
+    """The pieces the completion prompt demonstrates (and may cite): the exemplars, else the
+    warnings, the most relevant last."""
+    return sorted(bundle.exemplars or bundle.warnings, key=lambda p: p.relevance or 0.0)
 
 
 def _chat_text(bundle: Bundle) -> str:

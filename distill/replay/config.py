@@ -13,6 +13,7 @@ from pydantic import SecretStr
 
 from distill.errors import ConfigError, DistillError
 from distill.home import Home
+from distill.index.relevance import DEFAULT_MIN_RELEVANCE
 from distill.replay.clients import ChatModel, OpenAICompatibleClient, PromptStyle
 from distill.replay.embedded import LlamaCppModel
 from distill.replay.limits import DEADLINE_ENV, DEFAULT_DEADLINE_S
@@ -84,6 +85,20 @@ def escalation_settings(home: Home) -> ModelSettings | None:
         max_tokens=int(table.get("max_tokens", 400)),
         prompt_style=_style(table.get("prompt_style")) or "chat",
     )
+
+
+def min_relevance(home: Home, flag: float | None = None) -> float:
+    """The relevance a retrieved playbook needs to count for a task: the flag, else
+    ``[replay] min_relevance`` in models/models.toml, else the calibrated default."""
+    table = _manifest(home).get("replay", {})
+    raw = flag if flag is not None else table.get("min_relevance", DEFAULT_MIN_RELEVANCE)
+    source = "--min-relevance" if flag is not None else "[replay] min_relevance"
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 <= raw <= 1:
+        raise ConfigError(
+            f"{source} {raw!r}: the relevance threshold is a number from 0 to 1",
+            hint=f"e.g. --min-relevance {DEFAULT_MIN_RELEVANCE} (the default); 0 never abstains",
+        )
+    return float(raw)
 
 
 def replay_deadline(flag: float | None = None) -> float:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.errors import DistillError
-from distill.replay.bundle import SOURCES_CUE, completion_answer
+from distill.replay.bundle import SOURCES_CUE, completion_answer, demonstrations
 from distill.replay.clients import DEADLINE_HINT, STOP, Completion, ModelError, PromptStyle
 from distill.replay.limits import Deadline
 from distill.schemas import Bundle
@@ -114,7 +114,7 @@ class LlamaCppModel:
         self, bundle: Bundle, max_tokens: int, stop_at: Any
     ) -> tuple[str, tuple[int | None, int | None]]:
         """Few-shot completion. With exemplars the prompt ends at ``Sources: [``: first the
-        model picks its source under a grammar that admits only the exemplars' ids (a base
+        model picks its source under a grammar that admits only the demonstrated ids (a base
         model cannot cite what was not retrieved), then it writes the answer after it."""
 
         def run(prompt: str, limit: int, **kwargs: Any) -> tuple[str, dict[str, Any]]:
@@ -128,7 +128,7 @@ class LlamaCppModel:
             )
             return out["choices"][0]["text"], out.get("usage") or {}
 
-        if not (bundle.exemplars and bundle.prompt.endswith(SOURCES_CUE)):
+        if not (demonstrations(bundle) and bundle.prompt.endswith(SOURCES_CUE)):
             text, usage = run(bundle.prompt, max_tokens, stop=STOP)
             return completion_answer(bundle, text), (
                 usage.get("prompt_tokens"),
@@ -136,7 +136,7 @@ class LlamaCppModel:
             )
         from llama_cpp.llama_grammar import LlamaGrammar
 
-        ids = " | ".join(_gbnf_literal(p.id) for p in bundle.exemplars)
+        ids = " | ".join(_gbnf_literal(p.id) for p in demonstrations(bundle))
         grammar = LlamaGrammar.from_string(f'root ::= ({ids}) "]"\n', verbose=False)
         cited, first = run(bundle.prompt, min(64, max_tokens), grammar=grammar)
         # the second call shares the prompt's prefix, which llama.cpp keeps in its cache; the

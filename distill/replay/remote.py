@@ -13,6 +13,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from distill.errors import DistillError
+from distill.index.relevance import DEFAULT_MIN_RELEVANCE
 from distill.replay.clients import RetryPolicy, public_url
 from distill.replay.run import ReplayOptions
 from distill.schemas import ReplayRun
@@ -24,7 +25,8 @@ TOKEN_ENV = "DISTILL_API_TOKEN"
 class ReplayRequest(BaseModel):
     """The body of ``POST /v1/replay``: the task and the per-run flags of ``distill replay``.
 
-    The model, index and ``--repo-root`` are the server's settings, never a request's.
+    The model, index, ``--repo-root`` and ``--min-relevance`` are the server's settings, never a
+    request's.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -39,7 +41,12 @@ class ReplayRequest(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1, le=8192)
 
     def to_options(
-        self, *, max_tokens: int, repo_root: Path | None, deadline: float | None
+        self,
+        *,
+        max_tokens: int,
+        repo_root: Path | None,
+        deadline: float | None,
+        min_relevance: float = DEFAULT_MIN_RELEVANCE,
     ) -> ReplayOptions:
         return ReplayOptions(
             top_k=self.top_k,
@@ -51,6 +58,7 @@ class ReplayRequest(BaseModel):
             repo_root=repo_root,
             task_id=self.task_id,
             deadline=deadline,
+            min_relevance=min_relevance,
         )
 
 

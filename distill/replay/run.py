@@ -1,4 +1,5 @@
-"""replay: task → retrieval → bundle → local model → gate → (escalation) → one logged ReplayRun."""
+"""replay: task → retrieval → (abstain) → bundle → local model → gate → (escalation) → one logged
+ReplayRun. The one code path of the CLI, ``distill serve`` and ``distill eval replay``."""
 
 from __future__ import annotations
 
@@ -12,12 +13,18 @@ from pathlib import Path
 from distill.errors import DistillError
 from distill.home import Home
 from distill.index import Retriever, SearchHit
+from distill.index.relevance import DEFAULT_MIN_RELEVANCE
 from distill.jsonio import append_line_locked, canonical_json, model_line
+from distill.replay.bundle import build_bundle
 from distill.replay.clients import ChatModel
-from distill.replay.gate import GatePolicy, cited_ids, run_gate
+from distill.replay.gate import GatePolicy, cited_ids
 from distill.replay.limits import DEFAULT_DEADLINE_S, Deadline, fit_bundle
+from distill.replay.rejected import rejected_runs
+from distill.replay.semantic import GateEvidence, copy_of, gate_answer, semantic_passed
 from distill.schemas import Attempt, Bundle, ReplayRun, RetrievalHit, Usage
+from distill.schemas.replay import ReplayVerdict
 from distill.secrets import scrub
+from distill.sources import BUILTIN_SOURCES
 
 REPLAY_STREAM = "replay_runs.jsonl"
 ModelFactory = Callable[[], ChatModel]
@@ -36,6 +43,8 @@ class ReplayOptions:
     task_id: str | None = None
     log: bool = True
     deadline: float | None = DEFAULT_DEADLINE_S  # seconds for every model call together
+    min_relevance: float = DEFAULT_MIN_RELEVANCE  # below it a hit is not evidence for the task
+    eval_run: bool = False  # made by `distill eval replay`: never evidence for the loop
 
 
 def replay(
@@ -60,40 +69,69 @@ def replay(
     if not task:
         raise DistillError("the task is empty", hint='pass --task "what to do"')
     hits: list[SearchHit] = []
-    index_version = None
+    opened = None
     if not options.no_retrieval:
         if retriever is None:
             raise DistillError("retrieval needs an index", hint="run `distill index build`")
         opened = retriever()
-        index_version = opened.version
         hits = opened.search(task, mode="hybrid", top_k=options.top_k)
-    model = None if options.dry_run else local()
-    bundle = fit_bundle(
-        task,
-        hits,
-        budget_chars=options.budget,
-        count=_token_counter(model),
-        context=model.context_tokens if model is not None else None,
-        max_tokens=options.max_tokens,
-        model=model.name if model is not None else "the model",
-    )
-    attempts = [] if model is None else _attempts(model, escalation, bundle, hits, options)
-    run, line = _without_secrets(_record(task, options, hits, index_version, bundle, attempts))
+    relevant = [h for h in hits if (h.relevance or 0.0) >= options.min_relevance]
+    if opened is not None and not relevant:  # the team has never done this: no model call
+        bundle = build_bundle(task, [], budget=options.budget)
+        run, line = _without_secrets(_record(task, options, hits, opened, bundle, []))
+    else:
+        model = None if options.dry_run else local()
+        bundle = fit_bundle(
+            task,
+            relevant,
+            budget_chars=options.budget,
+            count=_token_counter(model),
+            context=model.context_tokens if model is not None else None,
+            max_tokens=options.max_tokens,
+            model=model.name if model is not None else "the model",
+        )
+        attempts = []
+        if model is not None:
+            evidence = _evidence(home, hits, bundle, opened, options)
+            attempts = _attempts(model, escalation, bundle, evidence, options)
+        run, line = _without_secrets(_record(task, options, hits, opened, bundle, attempts))
     if options.log:
         append_line_locked(home.kb_dir / REPLAY_STREAM, line)
     return run
+
+
+def _evidence(
+    home: Home,
+    hits: list[SearchHit],
+    bundle: Bundle,
+    opened: Retriever | None,
+    options: ReplayOptions,
+) -> GateEvidence:
+    """What the semantic checks need: every retrieved playbook, the threshold, and the rejected
+    runs of the task (``--task-id``, else the tasks of the bundle's playbooks)."""
+    if opened is None:
+        return GateEvidence()
+    chosen = {p.id for p in bundle.exemplars + bundle.warnings}
+    tasks = [options.task_id] if options.task_id else [h.task_id for h in hits if h.id in chosen]
+    return GateEvidence(
+        texts={h.id: h.text for h in hits},
+        relevance={h.id: h.relevance for h in hits},
+        min_relevance=options.min_relevance,
+        rejected=rejected_runs(home, [t for t in tasks if t]),
+        terms=opened.terms,
+        streams=frozenset(BUILTIN_SOURCES) | {h.source for h in hits},
+    )
 
 
 def _attempts(
     model: ChatModel,
     escalation: ModelFactory | None,
     bundle: Bundle,
-    hits: list[SearchHit],
+    retrieved: GateEvidence,
     options: ReplayOptions,
 ) -> list[Attempt]:
     """The local attempt, then the escalation when the gate failed and it is allowed; one
     deadline, started at the first call, for both."""
-    retrieved = [hit.id for hit in hits]
     policy = GatePolicy(repo_root=options.repo_root)
     deadline = Deadline.start(options.deadline) if options.deadline is not None else None
     attempts = [_attempt("local", model, bundle, retrieved, policy, options.max_tokens, deadline)]
@@ -104,6 +142,22 @@ def _attempts(
             _attempt("escalation", escalation(), bundle, retrieved, policy, tokens, deadline)
         )
     return attempts
+
+
+def abstain_answer(run: ReplayRun) -> str:
+    """What an abstained run answers (the CLI prints it; serve sends it as the content)."""
+    best = max(run.hits, key=lambda h: h.relevance or 0.0, default=None)
+    found = (
+        f"the closest playbook, {best.id}, has relevance {best.relevance:.2f}"
+        if best is not None and best.relevance is not None
+        else "nothing was retrieved"
+    )
+    threshold = run.min_relevance if run.min_relevance is not None else 0.0
+    return (
+        "No grounded answer: none of the team's accepted playbooks is relevant to this task "
+        f"({found}; {threshold:.2f} is needed). The team has not done this before, so no "
+        "model was asked."
+    )
 
 
 def scrubbed_run(run: ReplayRun) -> ReplayRun:
@@ -130,7 +184,7 @@ def _attempt(
     role: str,
     model: ChatModel,
     bundle: Bundle,
-    retrieved: list[str],
+    retrieved: GateEvidence,
     policy: GatePolicy,
     max_tokens: int,
     deadline: Deadline | None,
@@ -159,7 +213,7 @@ def _attempt(
             prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens
         ),
         response=completion.text,
-        gate=run_gate(completion.text, bundle, retrieved, policy),
+        gate=gate_answer(completion.text, bundle, retrieved, policy),
     )
 
 
@@ -167,16 +221,14 @@ def _record(
     task: str,
     options: ReplayOptions,
     hits: list[SearchHit],
-    index_version: int | None,
+    opened: Retriever | None,
     bundle: Bundle,
     attempts: list[Attempt],
 ) -> ReplayRun:
     final = attempts[-1] if attempts else None
     answer = final.response if final else ""
-    if options.dry_run:
-        verdict = "dry_run"
-    else:
-        verdict = "passed" if final and final.gate and final.gate.passed else "failed"
+    retrieved = [h.id for h in hits]
+    cited = cited_ids(answer, retrieved)
     bundle_json = canonical_json(bundle.model_dump(mode="json"))
     return ReplayRun(
         run_id=uuid.uuid4().hex,
@@ -185,9 +237,17 @@ def _record(
         task_id=options.task_id,
         task_hash=hashlib.sha256(task.encode()).hexdigest(),
         retrieval_mode="none" if options.no_retrieval else "hybrid",
-        index_version=index_version,
+        index_version=opened.version if opened is not None else None,
         hits=[
-            RetrievalHit(id=h.id, rank=rank, score=h.score, category=h.category)
+            RetrievalHit(
+                id=h.id,
+                rank=rank,
+                score=h.score,
+                category=h.category,
+                relevance=h.relevance,
+                cosine=h.cosine,
+                bm25=h.bm25,
+            )
             for rank, h in enumerate(hits, 1)
         ],
         bundle_hash=hashlib.sha256(bundle_json).hexdigest(),
@@ -196,6 +256,20 @@ def _record(
         escalation_allowed=options.allow_escalation and not options.local_only,
         escalated=any(a.role == "escalation" for a in attempts),
         final_answer=answer,
-        cited_ids=cited_ids(answer, [h.id for h in hits]),
-        verdict=verdict,
+        cited_ids=cited,
+        verdict=_verdict(options, opened, bundle, final),
+        min_relevance=None if options.no_retrieval else options.min_relevance,
+        semantic_passed=semantic_passed(final.gate) if final else None,
+        reuse_of=copy_of(answer, cited, {h.id: h.text for h in hits}) if answer else None,
+        eval_run=options.eval_run,
     )
+
+
+def _verdict(
+    options: ReplayOptions, opened: Retriever | None, bundle: Bundle, final: Attempt | None
+) -> ReplayVerdict:
+    if opened is not None and not (bundle.exemplars or bundle.warnings):
+        return "abstained"  # nothing cleared the threshold (a fitted bundle is never empty)
+    if options.dry_run:
+        return "dry_run"
+    return "passed" if final and final.gate and final.gate.passed else "failed"

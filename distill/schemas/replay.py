@@ -8,7 +8,8 @@ from pydantic import Field
 
 from distill.schemas.common import Message, Record, Sha256Hex
 
-ReplayVerdict = Literal["passed", "failed", "dry_run"]
+# abstained: nothing retrieved clears the relevance threshold, so no model was called
+ReplayVerdict = Literal["passed", "failed", "abstained", "dry_run"]
 
 
 class BundlePiece(Record):
@@ -20,6 +21,7 @@ class BundlePiece(Record):
     category: str
     instruction: str
     response: str
+    relevance: float | None = Field(default=None, description="of its hit, for this task")
 
 
 class ValidationStep(Record):
@@ -38,13 +40,19 @@ class Bundle(Record):
     budget_unit: Literal["tokens", "chars"]
     used: int
     trimmed: list[str] = Field(default_factory=list, description="ids dropped for the budget")
+    condensed: list[str] = Field(
+        default_factory=list, description="ids cut to fit the budget (head, steps and checks)"
+    )
 
 
 class RetrievalHit(Record):
     id: str
     rank: int
-    score: float
+    score: float = Field(description="the fused rank score, normalised per query")
     category: str
+    relevance: float | None = Field(default=None, description="absolute: cosine and BM25")
+    cosine: float | None = None
+    bm25: float | None = Field(default=None, description="BM25 over the query's best case, 0..1")
 
 
 class GateCheck(Record):
@@ -93,3 +101,13 @@ class ReplayRun(Record):
     final_answer: str
     cited_ids: list[str]
     verdict: ReplayVerdict
+    min_relevance: float | None = Field(
+        default=None, description="the relevance threshold applied (None: no retrieval)"
+    )
+    semantic_passed: bool | None = Field(
+        default=None, description="the final answer passed every semantic check of the gate"
+    )
+    reuse_of: str | None = Field(
+        default=None, description="the cited playbook the final answer nearly copies"
+    )
+    eval_run: bool = Field(default=False, description="made by `distill eval replay`")

@@ -95,6 +95,7 @@ async def replay_endpoint(body: ReplayRequest, state: State) -> Response:
         max_tokens=state.settings.max_tokens,
         repo_root=state.settings.repo_root,
         deadline=state.settings.deadline,
+        min_relevance=state.settings.min_relevance,
     )
     run = await state.replay(task, options)
     return Response(scrub(run.model_dump_json(by_alias=True)), media_type="application/json")
@@ -117,7 +118,9 @@ async def search_endpoint(body: SearchRequest, state: State) -> Response:
 
 @router.post("/v1/chat/completions")
 async def chat_completions(body: ChatCompletionRequest, state: State) -> Response:
-    """Grounded, gated, logged; the cited ids and the verdict ride in the ``distill`` field."""
+    """Grounded, gated, logged; the cited ids and the verdict ride in the ``distill`` field. An
+    abstained replay is a 200 too: verdict ``abstained``, a content saying no grounded answer
+    exists."""
     if body.model != state.settings.model_id:
         raise ApiError(
             404,
@@ -138,6 +141,7 @@ async def chat_completions(body: ChatCompletionRequest, state: State) -> Respons
         max_tokens=state.settings.max_tokens,
         repo_root=state.settings.repo_root,
         deadline=state.settings.deadline,
+        min_relevance=state.settings.min_relevance,
     )
     run = await state.replay(task, options)
     final = run.attempts[-1] if run.attempts else None

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from distill.replay.run import abstain_answer
 from distill.schemas import ReplayRun
 from distill.secrets import scrub
 
@@ -108,6 +109,7 @@ class ChatAnswer:
         self.model_id = model_id
         self.id = f"chatcmpl-{run.run_id}"
         self.created = int(time.time())
+        self.content = abstain_answer(run) if run.verdict == "abstained" else run.final_answer
         final = run.attempts[-1] if run.attempts else None
         # usage counts every attempt (a failed local answer before an escalation costs tokens too)
         prompt = [a.usage.prompt_tokens for a in run.attempts]
@@ -129,6 +131,7 @@ class ChatAnswer:
             "model": final.model if final else None,
             "index_version": self.run.index_version,
             "hits": [hit.model_dump(mode="json") for hit in self.run.hits],
+            "min_relevance": self.run.min_relevance,
             "gate": final.gate.model_dump(mode="json") if final and final.gate else None,
         }
 
@@ -144,7 +147,7 @@ class ChatAnswer:
                     "index": 0,
                     "message": {
                         "role": "assistant",
-                        "content": self.run.final_answer,
+                        "content": self.content,
                         "refusal": None,
                     },
                     "logprobs": None,
@@ -160,7 +163,7 @@ class ChatAnswer:
         the usage when asked for, ``[DONE]``. The answer was gated before the first byte."""
         usage: dict[str, Any] = {"usage": None} if include_usage else {}
         yield self._event({"role": "assistant", "content": ""}, None, usage)
-        for piece in re.findall(r"\s*\S+\s*", self.run.final_answer):
+        for piece in re.findall(r"\s*\S+\s*", self.content):
             yield self._event({"content": piece}, None, usage)
         yield self._event({}, self.finish_reason, {**usage, "distill": self.extension()})
         if include_usage:

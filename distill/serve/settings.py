@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from distill.errors import ConfigError
+from distill.index.relevance import DEFAULT_MIN_RELEVANCE
 from distill.replay.limits import DEFAULT_DEADLINE_S
 from distill.replay.remote import TOKEN_ENV
 
@@ -32,6 +33,7 @@ class ServeSettings:
     max_tokens_limit: int = 1024  # a request may ask for more, never beyond this
     repo_root: Path | None = None
     deadline: float = DEFAULT_DEADLINE_S  # seconds of model calls per replay, retries included
+    min_relevance: float = DEFAULT_MIN_RELEVANCE  # below it for every hit, a replay abstains
 
     @property
     def loopback(self) -> bool:

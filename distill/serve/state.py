@@ -112,7 +112,9 @@ class ServeStats:
                     "by_endpoint": dict(sorted(by_endpoint.items())),
                     "by_status": dict(sorted(by_status.items())),
                 },
-                "replays": {v: self._verdicts[v] for v in ("passed", "failed", "dry_run")},
+                "replays": {
+                    v: self._verdicts[v] for v in ("passed", "failed", "abstained", "dry_run")
+                },
             }
 
 

@@ -288,7 +288,8 @@ def _dry_run(ctx: AuditContext) -> CheckResult:
         run = replay(
             ctx.home,
             task,
-            ReplayOptions(dry_run=True, log=False),
+            # the mechanics of a bundle: an audit may run on the uncalibrated hashing embedder
+            ReplayOptions(dry_run=True, log=False, min_relevance=0.0),
             retriever=lambda: Retriever(PlaybookStore(ctx.index_uri), ctx.embedder),
             local=no_model,
         )
