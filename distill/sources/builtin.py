@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from distill.injection import injection_phrases
 from distill.schemas import Category, most_conservative
 from distill.sources.spec import (
     Scorable,
@@ -136,15 +137,29 @@ class DistilledFactSource(Source):
 
 
 class ReplayRunSource(Source):
-    """A passed replay is partially accepted: a model never grades itself into the SFT set."""
+    """A passed replay is partially accepted: a model never grades itself into the SFT set.
+
+    It becomes a playbook only when it is new and sound: never an eval run, an escalated or
+    injection-shaped answer, a distill replay that did not pass the semantic checks, or a
+    near-copy of the playbook it cites (a reuse of that playbook, not a new one).
+    """
+
+    LOOP_FIELDS = ("eval_run", "semantic_passed", "reuse_of")
 
     def consumed_fields(self) -> set[str]:
-        return super().consumed_fields() | {"escalated"}
+        return super().consumed_fields() | {"escalated", *self.LOOP_FIELDS}
 
     def signals(self, row: Mapping[str, Any]) -> dict[str, Any]:
         signals = super().signals(row)
         escalated = row.get("escalated")
         signals["escalated"] = False if escalated is None else escalated  # the rule checks it
+        if row.get("schema") == "replay_run.v1":  # distill's own line: its gate's verdicts
+            signals["semantic_passed"] = row.get("semantic_passed")
+        signals.update({k: row[k] for k in ("eval_run", "reuse_of") if row.get(k) is not None})
+        answer = row.get("final_answer")
+        found = injection_phrases(answer) if isinstance(answer, str) else []
+        if found:
+            signals["injection"] = found[0]
         return signals
 
     def score(self, record: Scorable, context: ScoringContext) -> Verdict:
@@ -160,9 +175,30 @@ class ReplayRunSource(Source):
             return Verdict(H, f"verdict={verdict or 'missing'}", bool(verdict))
         if escalated:
             return Verdict(H, "gate passed after escalation", True)
+        kept_out = _kept_out_of_rag(record.signals)
+        if kept_out is not None:
+            return kept_out
         if record.task_id and record.task_id in context.observer_accepted_tasks:
             return Verdict(A, "gate passed, observer accepted the task", True)
         return Verdict(P, "gate passed without escalation", True)
+
+
+def _kept_out_of_rag(signals: Mapping[str, Any]) -> Verdict | None:
+    """Why a passed replay must not become a playbook, or None."""
+    eval_run, reuse_of = signals.get("eval_run", False), signals.get("reuse_of")
+    if not isinstance(eval_run, bool):
+        return invalid_input("eval_run", eval_run, "a boolean")
+    if eval_run:
+        return Verdict(H, "an eval run: a measurement, not evidence", True)
+    if "injection" in signals:
+        return Verdict(H, f"answer shaped like a prompt injection ({signals['injection']!r})", True)
+    if "semantic_passed" in signals and signals["semantic_passed"] is not True:
+        return Verdict(H, "gate passed without the semantic checks", True)
+    if reuse_of is not None:
+        if not isinstance(reuse_of, str):
+            return invalid_input("reuse_of", reuse_of, "a string")
+        return Verdict(H, f"reuse of {reuse_of}: a near-copy adds no new playbook", True)
+    return None
 
 
 def _is_number(value: Any) -> bool:
