@@ -11,12 +11,26 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeElapsedColumn
 
-from distill.cli.common import JsonOpt, err_console, handles_errors, print_json, table
+from distill.cli.common import (
+    HomeOpt,
+    JsonOpt,
+    err_console,
+    handles_errors,
+    print_json,
+    resolve_home,
+    table,
+)
+from distill.cli.index import IndexDirOpt
+from distill.cli.replay import MinRelevanceOpt
 from distill.errors import ConfigError
 from distill.eval import ALL_MODES, RetrievalReport, load_beir, run_retrieval_eval, settings_for
+from distill.eval.abstain import evaluate_task_retrieval, task_retrieval_report
+from distill.eval.replay_eval import load_tasks
 from distill.eval.retrieval import EvalMode
-from distill.index import make_embedder
+from distill.index import PlaybookStore, Retriever, make_embedder
 from distill.index.search import DEFAULT_ALPHA, Fusion
+from distill.index.store import resolve_index_uri
+from distill.replay.config import min_relevance
 
 app = typer.Typer(no_args_is_help=True, help="Measure how well the index retrieves.")
 
@@ -48,14 +62,25 @@ _FUSIONS: dict[FusionChoice, Fusion] = {FusionChoice.rrf: "rrf", FusionChoice.we
 @handles_errors
 def retrieval_command(
     beir: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--beir",
             help="A BEIR-format folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.",
             exists=True,
             file_okay=False,
         ),
-    ],
+    ] = None,
+    tasks: Annotated[
+        Path | None,
+        typer.Option(
+            "--tasks",
+            help="Instead of --beir: a replay task file (JSONL of {task, relevant_ids, kind?}) "
+            "searched on the home's index: relevant ids retrieved and abstentions per kind, "
+            "and the relevance curve. No model is called.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
     split: Annotated[str, typer.Option("--split", help="The qrels file: test, train, dev…")] = (
         "test"
     ),
@@ -81,14 +106,24 @@ def retrieval_command(
         int | None,
         typer.Option("--limit-queries", help="Score only the first N judged queries.", min=1),
     ] = None,
+    home: HomeOpt = None,
+    index_dir: IndexDirOpt = None,
+    min_relevance_: MinRelevanceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Index a BEIR corpus in a temporary folder and score each search mode on its queries.
 
     Reports nDCG@10, Recall@10, Recall@100, MRR@10 and query latency (p50/p95) per mode, and
     the embedding rate. Mode jaccard is the old token-overlap baseline, for comparison.
-    Example: distill eval retrieval --beir data/scifact --split test --mode hybrid
+    Example: distill eval retrieval --beir data/scifact --split test --mode hybrid.
+    With --tasks FILE instead, the home's own index is searched for each replay task.
     """
+    if (beir is None) == (tasks is None):
+        raise ConfigError("give one of --beir DIR or --tasks FILE", hint="see --help")
+    if tasks is not None:
+        _task_retrieval(tasks, home, index_dir, min_relevance_, as_json)
+        return
+    assert beir is not None  # one of the two, checked above
     if split in ("", ".", "..") or "/" in split:
         raise ConfigError(f"--split {split!r} is not a split name", hint="e.g. --split test")
     dataset = load_beir(beir, split).limited(limit_queries)
@@ -107,18 +142,48 @@ def retrieval_command(
         console=err_console,
         transient=True,
     ) as bar:
-        tasks: dict[str, TaskID] = {}
+        bars: dict[str, TaskID] = {}
 
         def on_progress(phase: str, done: int, total: int) -> None:
-            if phase not in tasks:
+            if phase not in bars:
                 label = "embedding corpus" if phase == "embed" else f"queries: {phase}"
-                tasks[phase] = bar.add_task(label, total=total)
-            bar.update(tasks[phase], completed=done, total=total)
+                bars[phase] = bar.add_task(label, total=total)
+            bar.update(bars[phase], completed=done, total=total)
 
         report = run_retrieval_eval(dataset, chosen, settings, progress=on_progress)
     _print_report(report, Console() if not as_json else err_console)
     if as_json:
         print_json(report.to_dict())
+
+
+def _task_retrieval(
+    tasks: Path, home: Path | None, index_dir: str | None, threshold: float | None, as_json: bool
+) -> None:
+    resolved, _ = resolve_home(home)
+    items = load_tasks(tasks)
+    chosen = min_relevance(resolved, threshold)
+    retriever = Retriever(PlaybookStore(resolve_index_uri(index_dir, resolved.index_dir)))
+    with err_console.status("searching…") as status:
+        results = evaluate_task_retrieval(
+            retriever, items, progress=lambda n, total: status.update(f"task {n}/{total}…")
+        )
+    report = task_retrieval_report(results, chosen)
+    if as_json:
+        print_json(report)
+        return
+    rows = [
+        [kind, str(r["tasks"]), f"{r['retrieved_relevant_rate']:.0%}", f"{r['abstained_rate']:.0%}"]
+        for kind, r in report["kinds"].items()
+    ]
+    console = Console()
+    columns = ["kind", "tasks", "retrieved relevant", f"abstained at {chosen}"]
+    console.print(table(f"retrieval on {tasks}", columns, rows))
+    kinds = list(report["kinds"])
+    curve = [
+        [f"{p['threshold']:.2f}", *(f"{p[k]:.0%}" for k in kinds)]
+        for p in report["relevance_curve"]
+    ]
+    console.print(table("relevance curve: share abstaining", ["threshold", *kinds], curve))
 
 
 def _print_report(report: RetrievalReport, console: Console) -> None:

@@ -1,9 +1,9 @@
-"""`distill eval replay --tasks FILE`: replay quality with and without retrieval."""
+"""`distill eval replay --tasks FILE`: replay quality with and without retrieval, by kind."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -13,6 +13,7 @@ from distill.cli.common import (
     JsonOpt,
     ModelOpt,
     ModelUrlOpt,
+    RepoRootOpt,
     err_console,
     handles_errors,
     print_json,
@@ -20,10 +21,11 @@ from distill.cli.common import (
     table,
 )
 from distill.cli.index import IndexDirOpt
-from distill.eval.replay_eval import evaluate_replay, load_tasks
+from distill.cli.replay import MinRelevanceOpt
+from distill.eval.replay_eval import evaluate_replay, load_tasks, replay_report
 from distill.index import PlaybookStore, Retriever
 from distill.index.store import resolve_index_uri
-from distill.replay.config import escalation_settings, local_settings, open_model
+from distill.replay.config import escalation_settings, local_settings, min_relevance, open_model
 
 
 @handles_errors
@@ -32,7 +34,8 @@ def eval_replay_command(
         Path,
         typer.Option(
             "--tasks",
-            help="JSONL of {task, relevant_ids}; e.g. fixtures/sample/tasks.jsonl.",
+            help="JSONL of {task, relevant_ids, task_id?, kind?}; kind is paraphrase, hard, "
+            "out_of_scope (relevant_ids empty) or any label; e.g. fixtures/sample/tasks.jsonl.",
             exists=True,
             dir_okay=False,
         ),
@@ -48,18 +51,26 @@ def eval_replay_command(
         bool,
         typer.Option(
             "--log",
-            help="Append the eval's replays to the replay log (off: eval runs are not evidence).",
+            help="Append the eval's replays to the replay log, marked as eval runs (they never "
+            "become playbooks).",
         ),
     ] = False,
+    min_relevance_: MinRelevanceOpt = None,
+    repo_root: RepoRootOpt = None,
     index_dir: IndexDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Replay each task with and without retrieval: gate passes, citations, escalations, latency."""
+    """Replay each task with and without retrieval and report, per kind of task and arm: gate
+    passes, abstentions, answers citing a relevant id (and the share of passed answers that
+    do), tasks that retrieved one, false grounding out of scope (passed), escalations, latency;
+    then the relevance curve (the share of each kind that abstains at each threshold).
+    """
     resolved, _ = resolve_home(home)
     items = load_tasks(tasks, limit)
     settings = local_settings(resolved, url=model_url, model=model)
     escalation = escalation_settings(resolved)
     uri = resolve_index_uri(index_dir, resolved.index_dir)
+    threshold = min_relevance(resolved, min_relevance_)
     with err_console.status("evaluating…") as status:
         arms = evaluate_replay(
             resolved,
@@ -69,35 +80,61 @@ def eval_replay_command(
             escalation=(lambda: open_model(escalation)) if escalation else None,
             allow_escalation=allow_escalation,
             log=log,
+            min_relevance=threshold,
+            repo_root=repo_root,
             progress=lambda arm, n, total: status.update(f"{arm}: task {n}/{total}…"),
         )
-    results = {arm.name: arm.summary() for arm in arms}
+    report = replay_report(arms, threshold)
     if as_json:
-        print_json(
-            {"tasks": len(items), "model": settings.url or str(settings.path), "arms": results}
-        )
+        model_name = settings.url or str(settings.path)
+        print_json({"tasks": len(items), "model": model_name, **report})
         return
+    console = Console()
+    console.print(table(f"replay eval on {tasks} (min relevance {threshold})", *_rates(report)))
+    console.print(table("relevance curve: share abstaining", *_curve(report)))
+
+
+def _rates(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     columns = [
         "arm",
+        "kind",
         "tasks",
-        "gate pass",
+        "passed",
+        "abstained",
         "cites relevant",
+        "passed citing relevant",
         "retrieved relevant",
+        "false grounded",
         "escalated",
         "p50 ms",
-        "p95 ms",
     ]
-    rows = [
-        [
-            name,
-            str(r["tasks"]),
-            f"{r['gate_pass_rate']:.0%}",
-            f"{r['cites_relevant_rate']:.0%}",
-            f"{r['retrieved_relevant_rate']:.0%}",
-            f"{r['escalation_rate']:.0%}",
-            str(r["latency_p50_ms"]),
-            str(r["latency_p95_ms"]),
-        ]
-        for name, r in results.items()
-    ]
-    Console().print(table(f"replay eval on {tasks}", columns, rows))
+    rows = []
+    for arm, kinds in report["arms"].items():
+        for kind, r in kinds.items():
+            rows.append(
+                [
+                    arm,
+                    kind,
+                    str(r["tasks"]),
+                    _pct(r["gate_pass_rate"]),
+                    _pct(r["abstained_rate"]),
+                    _pct(r["cites_relevant_rate"]),
+                    _pct(r["passed_cite_relevant_rate"]),
+                    _pct(r["retrieved_relevant_rate"]),
+                    _pct(r.get("false_grounded_rate")),
+                    _pct(r["escalation_rate"]),
+                    str(r["latency_p50_ms"]),
+                ]
+            )
+    return columns, rows
+
+
+def _curve(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    points = report["relevance_curve"]
+    kinds = [k for k in points[0] if k != "threshold"] if points else []
+    rows = [[f"{p['threshold']:.2f}", *(_pct(p[k]) for k in kinds)] for p in points]
+    return ["threshold", *kinds], rows
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
