@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from distill.config import Config
+from distill.config import load_config
 from distill.home import Home
 from distill.replay.gate import GatePolicy, run_gate
 from distill.repos import RepoRoots, inside, repo_key
@@ -122,14 +121,16 @@ def test_the_repo_field_is_per_stream_and_falls_back_to_signals(tmp_path: Path) 
     assert roots.checkout(Row({"repo": "psf/requests"}, stream="other")) == repo
 
 
-def test_repo_fields_reads_the_per_source_setting() -> None:
-    spec = SimpleNamespace  # stands in for a SourceSpec that has `repo_field`
-    sources: dict[str, Any] = {
-        "swe": SimpleNamespace(spec=spec(repo_field="repository")),
-        "plain": SimpleNamespace(spec=spec(repo_field="repo")),
-        "old": SimpleNamespace(spec=spec()),
-    }
-    assert repo_fields(Config(sources=sources)) == {"swe": "repository"}
+def test_repo_fields_reads_the_per_source_setting(tmp_path: Path) -> None:
+    toml = tmp_path / "distill.toml"
+    toml.write_text(
+        '[sources.swe]\nformat = "mini_swe_agent"\nrepo_field = "repository"\n'
+        '[sources.plain]\nid_field = "id"\ntime_field = "at"\ninstruction_field = "q"\n'
+        'response_field = "a"\nrepo_field = "repo"\n'
+        '[sources.other]\nid_field = "id"\ntime_field = "at"\ninstruction_field = "q"\n'
+        'response_field = "a"\n'
+    )
+    assert repo_fields(load_config(toml)) == {"swe": "repository"}
 
 
 @pytest.mark.parametrize(

@@ -63,13 +63,13 @@ def id_hash(text: str) -> int:
 def repo_fields(config: Config) -> dict[str, str]:
     """Per stream, the field naming a row's repository (the per-source ``repo_field``).
 
-    The hook for ``[sources.<name>] repo_field``: a source spec that has the setting names
-    its field here; every other stream uses ``repo`` (:data:`DEFAULT_REPO_FIELD`).
+    ``[sources.<name>] repo_field`` names it; a source without one uses ``repo``
+    (:data:`DEFAULT_REPO_FIELD`).
     """
     fields = {}
     for name, source in config.sources.items():
-        field = getattr(source.spec, "repo_field", None)
-        if isinstance(field, str) and field and field != DEFAULT_REPO_FIELD:
+        field = source.spec.repo_field
+        if field and field != DEFAULT_REPO_FIELD:
             fields[name] = field
     return fields
 
