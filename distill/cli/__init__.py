@@ -6,7 +6,7 @@ import typer
 
 from distill import __version__
 from distill.cli import eval as eval_cli
-from distill.cli import eval_replay, export, gates, index, pipeline, replay, runs, serve
+from distill.cli import eval_replay, export, gates, index, mcp, pipeline, replay, runs, serve
 
 app = typer.Typer(
     name="distill",
@@ -22,6 +22,7 @@ app.add_typer(export.app, name="export")
 app.add_typer(index.app, name="index")
 app.command("replay")(replay.replay_command)
 app.command("serve")(serve.serve_command)
+app.command("mcp")(mcp.mcp_command)
 app.add_typer(eval_cli.app, name="eval")
 eval_cli.app.command("replay")(eval_replay.eval_replay_command)
 app.command("run-all")(runs.run_all_command)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -31,14 +31,35 @@ from distill.replay.config import (
 )
 from distill.replay.remote import TOKEN_ENV, token_from_env
 
+if TYPE_CHECKING:
+    from distill.home import Home
+    from distill.replay.config import ModelSettings
+    from distill.serve import ServeSettings, ServeState
+
+
+HostOpt = Annotated[
+    str,
+    typer.Option("--host", help=f"Address to bind. Anything but loopback needs ${TOKEN_ENV}."),
+]
+PortOpt = Annotated[int, typer.Option("--port", help="Port to listen on.")]
+MaxBodyOpt = Annotated[int, typer.Option("--max-body-bytes", help="Larger request bodies get 413.")]
+MaxTaskOpt = Annotated[
+    int, typer.Option("--max-task-chars", help="Longer tasks and queries get 422.")
+]
+MaxTokensLimitOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-tokens-limit",
+        help="The most answer tokens a request may ask for (more gets 422), so one caller "
+        "cannot hold the generation queue.",
+    ),
+]
+
 
 @handles_errors
 def serve_command(
-    host: Annotated[
-        str,
-        typer.Option("--host", help=f"Address to bind. Anything but loopback needs ${TOKEN_ENV}."),
-    ] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8787,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8787,
     home: HomeOpt = None,
     index_dir: IndexDirOpt = None,
     model: ModelOpt = None,
@@ -56,20 +77,9 @@ def serve_command(
             "embedded model; raise it for a --model-url server that batches.",
         ),
     ] = 1,
-    max_body_bytes: Annotated[
-        int, typer.Option("--max-body-bytes", help="Larger request bodies get 413.")
-    ] = 1 << 20,
-    max_task_chars: Annotated[
-        int, typer.Option("--max-task-chars", help="Longer tasks and queries get 422.")
-    ] = 8000,
-    max_tokens_limit: Annotated[
-        int,
-        typer.Option(
-            "--max-tokens-limit",
-            help="The most answer tokens a request may ask for (more gets 422), so one caller "
-            "cannot hold the generation queue.",
-        ),
-    ] = 1024,
+    max_body_bytes: MaxBodyOpt = 1 << 20,
+    max_task_chars: MaxTaskOpt = 8000,
+    max_tokens_limit: MaxTokensLimitOpt = 1024,
     deadline: DeadlineOpt = None,
     min_relevance_: MinRelevanceOpt = None,
 ) -> None:
@@ -80,8 +90,8 @@ def serve_command(
     $DISTILL_API_TOKEN, and then every request needs `Authorization: Bearer <token>`.
     SIGTERM or Ctrl-C stops it after the requests in flight finish.
     """
-    from distill.serve import ServeSettings, ServeState, build_server, check_settings
-    from distill.serve.server import log_config
+    from distill.serve import ServeSettings
+    from distill.serve.server import build_server, log_config
 
     resolved, _ = resolve_home(home)
     model_settings = local_settings(resolved, url=model_url, model=model, prompt_style=prompt_style)
@@ -99,36 +109,57 @@ def serve_command(
         deadline=replay_deadline(deadline),
         min_relevance=min_relevance(resolved, min_relevance_),
     )
-    check_settings(settings)  # before anything is loaded: a refused bind costs nothing
-    if generation_slots > 1 and not model_settings.url:
-        raise ConfigError(
-            "the embedded model runs one generation at a time",
-            hint="drop --generation-slots, or serve a model server with --model-url",
-        )
-    escalation = escalation_settings(resolved)
-    state = ServeState(
-        resolved,
-        settings,
-        index_uri=resolve_index_uri(index_dir, resolved.index_dir),
-        local=lambda: open_model(model_settings),
-        escalation=(lambda: open_model(escalation)) if escalation else None,
-    )
-    started = time.perf_counter()
-    with err_console.status("loading the index and the model…"):
-        retriever = state.retriever()
-        try:
-            loaded = state.local_model().name
-        except DistillError as err:  # search and dry runs still work; replays say why not
-            loaded = f"not loaded ({err})"
-    err_console.print(
-        f"index v{retriever.version} ({retriever.manifest.rows} rows, "
-        f"{retriever.embedder.name}); model {escape(loaded)}; "
-        f"loaded in {time.perf_counter() - started:.1f} s",
-        highlight=False,
-    )
+    state = warm_state(resolved, settings, model_settings, index_dir=index_dir)
+    load_warm(state)
     auth = "bearer token required" if settings.token else "no token: loopback only"
     shown = f"[{host}]" if ":" in host else host
     err_console.print(
         f"serving {settings.model_id} on http://{shown}:{port} ({auth})", highlight=False
     )
     build_server(state, logging=log_config()).run()
+
+
+def warm_state(
+    resolved: Home,
+    settings: ServeSettings,
+    model_settings: ModelSettings,
+    *,
+    index_dir: str | None,
+) -> ServeState:
+    """The state a warm server holds (``serve`` and ``mcp``), after the settings are checked:
+    a refused bind costs nothing."""
+    from distill.serve import ServeState, check_settings
+
+    check_settings(settings)
+    if settings.generation_slots > 1 and not model_settings.url:
+        raise ConfigError(
+            "the embedded model runs one generation at a time",
+            hint="drop --generation-slots, or serve a model server with --model-url",
+        )
+    escalation = escalation_settings(resolved)
+    return ServeState(
+        resolved,
+        settings,
+        index_uri=resolve_index_uri(index_dir, resolved.index_dir),
+        local=lambda: open_model(model_settings),
+        escalation=(lambda: open_model(escalation)) if escalation else None,
+    )
+
+
+def load_warm(state: ServeState, *, model: bool = True) -> None:
+    """Open the index (and load the model unless ``model`` is False), saying so on stderr."""
+    started = time.perf_counter()
+    with err_console.status("loading the index and the model…" if model else "opening the index…"):
+        retriever = state.retriever()
+        loaded = "loaded on the first replay"
+        if model:
+            try:
+                loaded = state.local_model().name
+            except DistillError as err:  # search and dry runs still work; replays say why not
+                loaded = f"not loaded ({err})"
+    err_console.print(
+        f"index v{retriever.version} ({retriever.manifest.rows} rows, "
+        f"{retriever.embedder.name}); model {escape(loaded)}; "
+        f"loaded in {time.perf_counter() - started:.1f} s",
+        highlight=False,
+    )

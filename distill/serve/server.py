@@ -7,8 +7,10 @@ from typing import Any
 
 import uvicorn
 import uvicorn.config
+from starlette.types import ASGIApp
 
 from distill.serve.app import create_app
+from distill.serve.settings import ServeSettings
 from distill.serve.state import ServeState
 
 
@@ -32,10 +34,18 @@ def build_server(
     ``logging=None`` leaves the logging setup alone (tests capture it); the CLI passes
     :func:`log_config`.
     """
+    return uvicorn_server(create_app(state), state.settings, logging=logging, access_log=access_log)
+
+
+def uvicorn_server(
+    app: ASGIApp, settings: ServeSettings, *, logging: dict[str, Any] | None, access_log: bool
+) -> uvicorn.Server:
+    """The uvicorn server every distill HTTP app runs in (``serve``, ``mcp``): graceful on
+    SIGTERM/SIGINT, requests in flight finish."""
     config = uvicorn.Config(
-        create_app(state),
-        host=state.settings.host,
-        port=state.settings.port,
+        app,
+        host=settings.host,
+        port=settings.port,
         log_config=logging,
         access_log=access_log,
         lifespan="on",
