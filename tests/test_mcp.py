@@ -5,8 +5,11 @@ embedder); the model is a scripted stand-in, except in the one slow test (the re
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
+import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -35,6 +38,7 @@ from distill.schemas import Bundle
 from distill.serve import ServeSettings, ServeState
 
 from .conftest import FIXTURES, RECORDED_AT, REPO, copy_home, read_jsonl
+from .fake_upstream import FakeUpstream
 from .test_replay import reworded_answer
 
 TASK = "make the payments webhook idempotent so a replayed Stripe event is charged once"
@@ -250,3 +254,53 @@ def test_the_real_gguf_replays_through_mcp(mcp_home: Home) -> None:
     run = result.structured_content
     assert not result.is_error and run["verdict"] in ("passed", "failed") and run["answer"]
     assert run["gate"] is not None
+
+
+def _rpc(proc: subprocess.Popen[bytes], message: dict[str, Any]) -> None:
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps(message).encode() + b"\n")
+    proc.stdin.flush()
+
+
+def _answer(proc: subprocess.Popen[bytes], request_id: int) -> dict[str, Any]:
+    assert proc.stdout is not None
+    while line := proc.stdout.readline():
+        message = json.loads(line)
+        if message.get("id") == request_id:
+            return dict(message)
+    raise AssertionError(f"no answer to request {request_id}")
+
+
+def test_sigterm_on_stdio_lets_the_replay_in_flight_finish_then_exits(mcp_home: Home) -> None:
+    """The model answers after 2 s; SIGTERM arrives meanwhile: the call still gets its answer
+    (and its log line), then the server exits on its own."""
+    before = len(log_lines(mcp_home))
+    with FakeUpstream(2.0, answer="Store each event id; verify a replay is ignored.") as slow:
+        params = stdio_params(mcp_home, "--min-relevance", "0", "--model-url", slow.url)
+        proc = subprocess.Popen(
+            [params.command, *params.args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            _rpc(proc, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {},
+                "clientInfo": {"name": "drain-test", "version": "1"}}})  # fmt: skip
+            assert "result" in _answer(proc, 1)
+            _rpc(proc, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+            _rpc(proc, {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                        "params": {"name": "replay", "arguments": {"task": TASK}}})  # fmt: skip
+            deadline = time.monotonic() + 60
+            while not slow.requests:  # the model call is in flight
+                assert time.monotonic() < deadline, "the replay never reached the model"
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+            answer = _answer(proc, 2)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert not answer["result"].get("isError"), answer
+    assert answer["result"]["structuredContent"]["run_id"]
+    assert len(log_lines(mcp_home)) == before + 1  # the drained call was logged, whole

@@ -6,7 +6,10 @@ Both drain on SIGTERM: tool calls in flight finish (and are logged), new ones ar
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
+import threading
 from typing import Any
 
 import anyio
@@ -46,11 +49,26 @@ async def _stdio_until_signal(server: PlaybookServer, calls: ToolCalls) -> None:
                     calls.drain()
                     await anyio.to_thread.run_sync(calls.idle.wait)
                     await anyio.sleep(0.2)  # the last answers leave before the pipe closes
+                    _exit_soon()
                     group.cancel_scope.cancel()
                     return
 
         group.start_soon(serve)
         group.start_soon(drain_on_signal)
+
+
+def _exit_soon(grace: float = 2.0) -> None:
+    """Exit once drained even if the SDK's stdin reader is still blocked in a worker thread
+    (a blocking read cannot be cancelled, and the client may keep the pipe open). Every call
+    has answered and every log line was appended (fsync'd) by then: nothing is lost."""
+
+    def leave() -> None:
+        sys.stdout.flush()
+        os._exit(0)
+
+    timer = threading.Timer(grace, leave)
+    timer.daemon = True
+    timer.start()
 
 
 def http_app(state: ServeState, calls: ToolCalls | None = None) -> ASGIApp:
