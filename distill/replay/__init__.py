@@ -10,19 +10,24 @@ from distill.replay.clients import (
 )
 from distill.replay.embedded import LlamaCppModel
 from distill.replay.gate import HEDGING_PHRASES, GatePolicy, run_gate
-from distill.replay.run import ReplayOptions, replay
+from distill.replay.run import ReplayOptions, abstain_answer, replay
+from distill.replay.semantic import SEMANTIC_CHECKS, GateEvidence, gate_answer
 
 __all__ = [
     "HEDGING_PHRASES",
+    "SEMANTIC_CHECKS",
     "ChatModel",
     "Completion",
+    "GateEvidence",
     "GatePolicy",
     "LlamaCppModel",
     "ModelError",
     "OpenAICompatibleClient",
     "ReplayOptions",
     "RetryPolicy",
+    "abstain_answer",
     "build_bundle",
+    "gate_answer",
     "replay",
     "run_gate",
 ]
