@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from distill.home import Home
+from distill.runs.acceptance import DEFAULT_FIXTURE
 
 from .conftest import FIXTURES, run_pipeline
 
@@ -16,7 +17,7 @@ OUTPUT_DIRS = ("data/evidence", "data/scored-runs", "exports")
 
 
 def _sample_home(root: Path) -> Home:
-    shutil.copytree(FIXTURES / "acceptance", root)
+    shutil.copytree(DEFAULT_FIXTURE, root)
     # the acceptance fixture adds garbage of every kind to the realistic sample corpus
     for path in (FIXTURES / "sample" / "data" / "_kb").glob("*.jsonl"):
         target = root / "data" / "_kb" / path.name

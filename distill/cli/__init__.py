@@ -34,10 +34,14 @@ app.command("release-freeze")(gates.release_freeze_command)
 
 @app.callback(invoke_without_command=True)
 def _root(
-    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", help="Print the version and the code hash receipts carry, and exit."
+    ),
 ) -> None:
     if version:
-        typer.echo(__version__)
+        from distill.runs.receipts import code_hash
+
+        typer.echo(f"distill {__version__} (code {code_hash()})")
         raise typer.Exit()
 
 

@@ -28,7 +28,7 @@ ACCEPTANCE_RECORDED_AT = "2026-01-01T00:00:00Z"
 ACCEPTANCE_EMBEDDER = "hash-384"  # the seeded embedder: identical vectors on every machine
 KNOWN_QUERY_ID = "scrum_reviews:SR-0001"  # its own instruction must retrieve it first
 KNOWN_TASK = "add a discount code to the cart checkout"
-DEFAULT_FIXTURE = Path(distill.__file__).resolve().parent.parent / "fixtures" / "acceptance"
+DEFAULT_FIXTURE = Path(distill.__file__).resolve().parent / "fixtures" / "acceptance"
 
 
 @dataclass
