@@ -26,11 +26,11 @@ from distill.cli.serve import (
     MaxTokensLimitOpt,
     PortOpt,
     load_warm,
+    server_settings,
     warm_state,
 )
 from distill.errors import DistillError
-from distill.replay.config import local_settings, min_relevance, replay_deadline
-from distill.replay.remote import token_from_env
+from distill.replay.config import local_settings
 
 MCP_INSTALL = "pip install 'distill[mcp]'"
 
@@ -72,22 +72,21 @@ def mcp_command(
     if importlib.util.find_spec("mcp") is None:
         raise DistillError("distill mcp needs the MCP Python SDK", hint=MCP_INSTALL)
     from distill.mcp_server.transport import build_http_server, run_stdio
-    from distill.serve import ServeSettings
     from distill.serve.server import log_config
 
     resolved, _ = resolve_home(home)
     model_settings = local_settings(resolved, url=model_url, model=model, prompt_style=prompt_style)
-    settings = ServeSettings(
+    settings = server_settings(
+        resolved,
+        model_settings,
         host=host,
         port=port,
-        token=token_from_env(),
         max_body_bytes=max_body_bytes,
         max_task_chars=max_task_chars,
-        max_tokens=model_settings.max_tokens,
         max_tokens_limit=max_tokens_limit,
         repo_root=repo_root,
-        deadline=replay_deadline(deadline),
-        min_relevance=min_relevance(resolved, min_relevance_),
+        deadline=deadline,
+        min_relevance_=min_relevance_,
     )
     state = warm_state(resolved, settings, model_settings, index_dir=index_dir)
     if transport == "stdio":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -90,24 +90,23 @@ def serve_command(
     $DISTILL_API_TOKEN, and then every request needs `Authorization: Bearer <token>`.
     SIGTERM or Ctrl-C stops it after the requests in flight finish.
     """
-    from distill.serve import ServeSettings
     from distill.serve.server import build_server, log_config
 
     resolved, _ = resolve_home(home)
     model_settings = local_settings(resolved, url=model_url, model=model, prompt_style=prompt_style)
-    settings = ServeSettings(
+    settings = server_settings(
+        resolved,
+        model_settings,
         host=host,
         port=port,
-        token=token_from_env(),
         max_body_bytes=max_body_bytes,
         max_task_chars=max_task_chars,
-        model_id=model_id,
-        generation_slots=generation_slots,
-        max_tokens=model_settings.max_tokens,
         max_tokens_limit=max_tokens_limit,
         repo_root=repo_root,
-        deadline=replay_deadline(deadline),
-        min_relevance=min_relevance(resolved, min_relevance_),
+        deadline=deadline,
+        min_relevance_=min_relevance_,
+        model_id=model_id,
+        generation_slots=generation_slots,
     )
     state = warm_state(resolved, settings, model_settings, index_dir=index_dir)
     load_warm(state)
@@ -117,6 +116,27 @@ def serve_command(
         f"serving {settings.model_id} on http://{shown}:{port} ({auth})", highlight=False
     )
     build_server(state, logging=log_config()).run()
+
+
+def server_settings(
+    resolved: Home,
+    model_settings: ModelSettings,
+    *,
+    deadline: float | None,
+    min_relevance_: float | None,
+    **fields: Any,
+) -> ServeSettings:
+    """The settings of a warm server (``serve`` and ``mcp``): its flags, the token from the
+    environment, and the replay settings resolved as ``distill replay`` resolves them."""
+    from distill.serve import ServeSettings
+
+    return ServeSettings(
+        token=token_from_env(),
+        max_tokens=model_settings.max_tokens,
+        deadline=replay_deadline(deadline),
+        min_relevance=min_relevance(resolved, min_relevance_),
+        **fields,
+    )
 
 
 def warm_state(
