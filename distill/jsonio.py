@@ -129,6 +129,26 @@ def iter_raw_lines(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> 
 _BOM = b"\xef\xbb\xbf"
 
 
+def iter_json_objects(
+    path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+) -> Iterator[tuple[RawLine, dict[str, Any]]]:
+    """The JSON objects of a JSONL file, each with its raw line, in file order.
+
+    Blank, oversized, unparsable and non-object lines are passed over: for lookups and first
+    passes over files distill checks elsewhere. A stage that must account for every line reads
+    :func:`iter_raw_lines` instead.
+    """
+    for raw in iter_raw_lines(path, max_line_bytes):
+        if raw.data is None or not raw.data.strip():
+            continue
+        try:
+            row = orjson.loads(raw.data)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            yield raw, row
+
+
 def _without_eol(chunk: bytes) -> bytes:
     if chunk.endswith(b"\r\n"):
         return chunk[:-2]

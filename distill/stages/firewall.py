@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from distill.config import Config, format_validation_error
 from distill.errors import InputMissingError
 from distill.home import Home
-from distill.jsonio import RawLine, iter_raw_lines, model_line
+from distill.jsonio import RawLine, iter_json_objects, iter_raw_lines, model_line
 from distill.limits import LineLimits
 from distill.repos import DEFAULT_REPO_FIELD, RepoRoots
 from distill.schemas import (
@@ -197,15 +197,9 @@ def duplicate_losers(files: list[Path], limits: LineLimits) -> set[tuple[int, in
 
 def _ids(files: list[Path], limit: int) -> Iterator[tuple[str, int, int, bytes]]:
     for file_index, path in enumerate(files):
-        for raw in iter_raw_lines(path, limit):
-            if raw.data is None or not raw.data.strip():
-                continue
-            try:
-                row = orjson.loads(raw.data)
-            except orjson.JSONDecodeError:
-                continue
-            record_id = row.get("id") if isinstance(row, dict) else None
-            if isinstance(record_id, str) and record_id:
+        for raw, row in iter_json_objects(path, limit):
+            record_id = row.get("id")
+            if isinstance(record_id, str) and record_id and raw.data is not None:
                 yield record_id, file_index, raw.line_no, raw.data
 
 

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from distill.config import Config, format_validation_error
 from distill.errors import InputMissingError, ValidationFailed
 from distill.home import Home
-from distill.jsonio import atomic_writer, iter_raw_lines, validated_line
+from distill.jsonio import atomic_writer, iter_json_objects, iter_raw_lines, validated_line
 from distill.limits import LineLimits
 from distill.schemas import Category, EvidenceRecord, ScoredRun, most_conservative
 from distill.sources import FACTS_STREAM, OBSERVER_STREAM, ScoringContext, Source
@@ -88,15 +88,7 @@ class _ScoringView:
 
 def _scoring_views(path: Path, limit: int) -> Iterator[_ScoringView]:
     """The first pass reads only what the rules need; the second pass validates every line."""
-    for raw in iter_raw_lines(path, limit):
-        if raw.data is None or not raw.data.strip():
-            continue
-        try:
-            row = orjson.loads(raw.data)
-        except orjson.JSONDecodeError:
-            continue
-        if not isinstance(row, dict):
-            continue
+    for _, row in iter_json_objects(path, limit):
         task_id, signals = row.get("task_id"), row.get("signals")
         if isinstance(signals, dict) and (task_id is None or isinstance(task_id, str)):
             yield _ScoringView(task_id, signals)

@@ -15,9 +15,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from distill.jsonio import iter_raw_lines
+from distill.jsonio import iter_json_objects
 from distill.schemas import Category
 from distill.sources.formats.base import ReadContext, fold_lines
 from distill.sources.formats.claude_session import ClaudeSession
@@ -60,17 +58,10 @@ def read_claude_code(path: Path, ctx: ReadContext) -> Iterator[Unit]:
 
 def _first_key(path: Path, key_path: str, limit: int) -> str | None:
     """The first session id in the file (read up to the line that has one; usually line 1-3)."""
-    for raw in iter_raw_lines(path, limit):
-        if raw.data is None or not raw.data.strip():
-            continue
-        try:
-            row = orjson.loads(raw.data)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(row, dict):
-            key = scalar_text(get_path(row, key_path))
-            if key is not None:
-                return key
+    for _, row in iter_json_objects(path, limit):
+        key = scalar_text(get_path(row, key_path))
+        if key is not None:
+            return key
     return None
 
 
