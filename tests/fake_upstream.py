@@ -54,6 +54,14 @@ class FakeUpstream:
                     message = {"role": "assistant", "content": owner.answer}
                     self._send(200, json.dumps({"choices": [{"index": 0, "message": message}]}))
 
+            def do_GET(self) -> None:  # the models list: a scripted status, else one model
+                with owner._lock:
+                    step = owner.script.popleft() if owner.script else owner.default
+                if isinstance(step, int):
+                    self._send(step, json.dumps({"error": {"message": f"scripted {step}"}}))
+                else:
+                    self._send(200, json.dumps({"object": "list", "data": [{"id": "fake"}]}))
+
             def _send(self, status: int, body: str | bytes, kind: str = "application/json") -> None:
                 data = body.encode() if isinstance(body, str) else body
                 self.send_response(status)

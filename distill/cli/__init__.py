@@ -5,13 +5,24 @@ from __future__ import annotations
 import typer
 
 from distill import __version__
+from distill.cli import (
+    doctor,
+    eval_replay,
+    export,
+    gates,
+    index,
+    mcp,
+    pipeline,
+    replay,
+    runs,
+    serve,
+)
 from distill.cli import eval as eval_cli
-from distill.cli import eval_replay, export, gates, index, mcp, pipeline, replay, runs, serve
 
 app = typer.Typer(
     name="distill",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     help="Turn agent logs into provenance-carrying datasets. State lives in --home "
     "(else $DISTILL_HOME, else the current directory).",
 )
@@ -30,6 +41,7 @@ app.add_typer(runs.receipts_app, name="receipts")
 app.command("acceptance")(runs.acceptance_command)
 app.command("audit-full")(gates.audit_full_command)
 app.command("release-freeze")(gates.release_freeze_command)
+app.command("doctor")(doctor.doctor_command)
 
 
 @app.callback(invoke_without_command=True)

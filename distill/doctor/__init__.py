@@ -1,0 +1,62 @@
+"""``distill doctor``: what an operator would otherwise find out the hard way, one line each.
+
+Every check returns a :class:`DoctorCheck` (pass, warn or fail, a detail and the fix). Nothing
+here writes the home, takes its writer lock for longer than a probe, or prints a key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from distill.doctor.checks import DoctorCheck, Status
+from distill.doctor.endpoints import check_escalation_endpoint, check_model_endpoint
+from distill.doctor.runtime import (
+    check_embedder,
+    check_gguf,
+    check_llama_cpp,
+    check_python,
+    check_torch,
+)
+from distill.doctor.state import check_disk, check_home, check_index, check_lock
+from distill.home import Home
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    checks: list[DoctorCheck]
+
+    @property
+    def ok(self) -> bool:
+        """False when any check failed (warnings do not count)."""
+        return all(check.status != "fail" for check in self.checks)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"ok": self.ok, "checks": [check.to_dict() for check in self.checks]}
+
+
+def run_doctor(home: Home, on_check: Callable[[DoctorCheck], None] | None = None) -> DoctorReport:
+    """Run every check against ``home`` and the environment, in the order an operator fixes them."""
+    checks: list[DoctorCheck] = []
+
+    def record(check: DoctorCheck) -> DoctorCheck:
+        checks.append(check)
+        if on_check is not None:
+            on_check(check)
+        return check
+
+    record(check_python())
+    record(check_torch())
+    record(check_llama_cpp())
+    record(check_gguf(home))
+    embedder = record(check_embedder())
+    record(check_home(home))
+    record(check_index(home, embedder.identity))
+    record(check_lock(home))
+    record(check_disk(home))
+    record(check_model_endpoint(home))
+    record(check_escalation_endpoint(home))
+    return DoctorReport(checks)
+
+
+__all__ = ["DoctorCheck", "DoctorReport", "Status", "run_doctor"]
