@@ -22,6 +22,7 @@ from distill.cli import app
 from distill.config import load_config
 from distill.home import Home
 from distill.index import PlaybookStore, make_embedder
+from distill.index.maintenance import old_versions
 from distill.index.stage import index_export
 from distill.lock import HomeBusy, lock_path, read_owner, writer_lock
 from distill.runs import RunOptions, run_all
@@ -145,11 +146,11 @@ def test_two_run_alls_at_once_leave_one_consistent_index(tmp_path: Path) -> None
 def _duplicate_a_row(home: Home) -> None:
     """What two unlocked writers did: one id twice in the published table."""
     store = PlaybookStore(str(home.index_dir))
-    table = store._db.open_table("playbooks")
+    table = store.latest_table()
     row = table.to_arrow().slice(0, 1)
     table.add(row)
     manifest = store.require_manifest()
-    store._write_manifest(manifest.model_copy(update={"version": table.version}))
+    store.write_manifest(manifest.model_copy(update={"version": table.version}))
 
 
 def test_audit_and_index_stage_fail_on_a_duplicated_id_and_update_repairs_it(
@@ -383,12 +384,12 @@ def test_index_cleanup_keeps_the_published_version(pristine: Home, tmp_path: Pat
     store = PlaybookStore(str(home.index_dir))
     published = store.require_manifest()
     # an interrupted build: a newer version written, never published
-    store._db.open_table("playbooks").delete("category = 'accepted'")
-    assert store.old_versions() >= 2
+    store.latest_table().delete("category = 'accepted'")
+    assert old_versions(store) >= 2
     code, out, err = _cli("index", "cleanup", "--home", str(home.root), "--json")
     assert code == 0, err
     assert orjson.loads(out)["versions_removed"] >= 2
-    assert store.old_versions() == 0
+    assert old_versions(store) == 0
     assert store.stats()["rows"] == published.rows
     assert next(index_sync_checks(home, str(home.index_dir))).passed
 

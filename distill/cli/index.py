@@ -23,6 +23,7 @@ from distill.cli.common import (
 )
 from distill.errors import ValidationFailed
 from distill.index import PlaybookStore, Retriever, make_embedder
+from distill.index.maintenance import cleanup
 from distill.index.search import DEFAULT_ALPHA, DEFAULT_FUSION, Fusion, Mode
 from distill.index.stage import index_export
 from distill.index.store import DEFAULT_ANN_THRESHOLD, resolve_index_uri
@@ -142,7 +143,7 @@ def cleanup_command(
     resolved, _ = resolve_home(home)
     store = PlaybookStore(resolve_index_uri(index_dir, resolved.index_dir))
     with home_writer(resolved, "index cleanup", no_wait):
-        result = store.cleanup(timedelta(days=older_than_days))
+        result = cleanup(store, timedelta(days=older_than_days))
     err_console.print(
         f"index cleanup: removed {result['versions_removed']} old version(s), "
         f"{result['bytes_removed'] / 1e6:.1f} MB; published version {result['version']}",

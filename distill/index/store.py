@@ -7,10 +7,8 @@ indexes not yet rebuilt) is never visible: the manifest is replaced atomically, 
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -308,9 +306,10 @@ class PlaybookStore:
             ann_index=ann,
             source_sha256=source_sha256,
         )
-        self._write_manifest(manifest)
+        self.write_manifest(manifest)
 
-    def _write_manifest(self, manifest: IndexManifest) -> None:
+    def write_manifest(self, manifest: IndexManifest) -> None:
+        """Publish ``manifest`` (atomically): readers open the version it names from now on."""
         self.manifest_path.parent.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(
             self.manifest_path,
@@ -320,34 +319,9 @@ class PlaybookStore:
             ),
         )
 
-    def old_versions(self) -> int:
-        """Table versions kept besides the published one (what :meth:`cleanup` removes)."""
-        return max(len(self._db.open_table(TABLE).list_versions()) - 1, 0)
-
-    def cleanup(self, older_than: timedelta = timedelta(0)) -> dict[str, int]:
-        """Remove every version but the published one, and files no version references.
-
-        An interrupted build or update leaves newer, unpublished versions (and, killed mid-write,
-        data files no version lists): the published version is restored as the newest first, so
-        it is the one kept. Hold the home's writer lock: nothing else may write the table.
-        """
-        manifest = self.require_manifest()
-        table = self._db.open_table(TABLE)
-        before, versions = _folder_size(Path(self.uri)), len(table.list_versions())
-        if table.version != manifest.version:
-            table.restore(manifest.version)
-        with warnings.catch_warnings():  # "removes every version but the latest": the point
-            warnings.simplefilter("ignore", UserWarning)
-            table.optimize(cleanup_older_than=older_than, delete_unverified=True)
-        # compaction wrote a new version of the same rows: publish it, the old one is gone
-        terms = self.term_stats(table, manifest.version)
-        write_term_stats(Path(self.uri) / TERMS_FILE, terms, table.version)
-        self._write_manifest(manifest.model_copy(update={"version": table.version}))
-        return {
-            "versions_removed": max(versions - len(table.list_versions()), 0),
-            "bytes_removed": max(before - _folder_size(Path(self.uri)), 0),
-            "version": int(table.version),
-        }
+    def latest_table(self) -> Any:
+        """The table at its newest version, published or not: for writers and maintenance."""
+        return self._db.open_table(TABLE)
 
     def stats(self) -> dict[str, Any]:
         manifest = self.require_manifest()
@@ -365,7 +339,7 @@ class PlaybookStore:
             "indexes": sorted(index.name for index in table.list_indices()),
             "unindexed_rows": unindexed,
             "ann_index": manifest.ann_index,
-            "size_bytes": _folder_size(Path(self.uri)),
+            "size_bytes": folder_size(Path(self.uri)),
             "fts": manifest.fts,
         }
 
@@ -404,5 +378,5 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
         yield items[start : start + size]
 
 
-def _folder_size(path: Path) -> int:
+def folder_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0

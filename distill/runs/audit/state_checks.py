@@ -120,6 +120,7 @@ def receipt_checks(ctx: AuditContext) -> Iterator[AuditCheck]:
 
 def index_audit_checks(ctx: AuditContext) -> Iterator[AuditCheck]:
     from distill.index import PlaybookStore
+    from distill.index.maintenance import old_versions
 
     synced = list(index_sync_checks(ctx.home, ctx.index_uri))
     for check in synced:
@@ -155,7 +156,7 @@ def index_audit_checks(ctx: AuditContext) -> Iterator[AuditCheck]:
             "rebuild with `distill index build` or pass --embedder",
         ),
     )
-    old = store.old_versions()
+    old = old_versions(store)
     yield info(
         "index",
         CheckResult(
