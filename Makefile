@@ -53,6 +53,8 @@ demo: models
 	$(BIN)/distill index search "$(DEMO_TASK)" --top-k 5
 	# exit code 2 means the answer failed the gate: still a demo, not an error
 	$(BIN)/distill replay --task "$(DEMO_TASK)" --repo-root fixtures/sample/repo || [ $$? -eq 2 ]
+	# what an operator checks first on a new machine: warnings are fine, a failure is not
+	$(BIN)/distill doctor
 
 ## test: install dev extras, lint, type-check, run the whole suite
 test: install-dev models
