@@ -25,6 +25,7 @@ from distill.cli.serve import (
     MaxTaskOpt,
     MaxTokensLimitOpt,
     PortOpt,
+    listening_at,
     load_warm,
     server_settings,
     warm_state,
@@ -94,9 +95,7 @@ def mcp_command(
         run_stdio(state)
         return
     load_warm(state)
-    auth = "bearer token required" if settings.token else "no token: loopback only"
-    shown = f"[{host}]" if ":" in host else host
-    err_console.print(f"MCP on http://{shown}:{port}/mcp ({auth})", highlight=False)
+    err_console.print(f"MCP on {listening_at(settings, '/mcp')}", highlight=False)
     try:
         build_http_server(state, logging=log_config()).run()
     finally:

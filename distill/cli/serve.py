@@ -110,12 +110,15 @@ def serve_command(
     )
     state = warm_state(resolved, settings, model_settings, index_dir=index_dir)
     load_warm(state)
-    auth = "bearer token required" if settings.token else "no token: loopback only"
-    shown = f"[{host}]" if ":" in host else host
-    err_console.print(
-        f"serving {settings.model_id} on http://{shown}:{port} ({auth})", highlight=False
-    )
+    err_console.print(f"serving {settings.model_id} on {listening_at(settings)}", highlight=False)
     build_server(state, logging=log_config()).run()
+
+
+def listening_at(settings: ServeSettings, path: str = "") -> str:
+    """``http://host:port<path> (auth)``, as a warm server announces itself on stderr."""
+    auth = "bearer token required" if settings.token else "no token: loopback only"
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return f"http://{host}:{settings.port}{path} ({auth})"
 
 
 def server_settings(
