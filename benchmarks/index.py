@@ -44,8 +44,8 @@ Check the load average in the report: another job on a 2-core box (torch's OpenM
 spin-wait badly when oversubscribed) makes the build ratio meaningless.
 
 BLAS threads: numpy's OpenBLAS is pinned to ``--blas-threads`` (default 1) with threadpoolctl
-for the whole run; torch keeps its own OpenMP threads (DESIGN.md: the two fighting on 2 cores
-made exact search 7× slower).
+for the whole run; torch keeps its own OpenMP threads (the two fighting on 2 cores made exact
+search 7× slower).
 
 A Markdown report goes to ``--out`` and stdout; progress to stderr. Exit status 0 when every
 target passed, 1 otherwise.
