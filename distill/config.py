@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from distill.errors import ConfigError
+from distill.errors import ConfigError, format_validation_error
 from distill.jsonio import DEFAULT_MAX_LINE_BYTES
 from distill.sources import BUILTIN_SOURCES, Source, SourceSpec
 from distill.sources.formats import DEFAULT_MAX_UNIT_BYTES, FORMATS, format_defaults
@@ -31,15 +31,6 @@ class Config:
     collect: CollectSettings = field(default_factory=CollectSettings)
     sources: dict[str, Source] = field(default_factory=lambda: dict(BUILTIN_SOURCES))
     path: Path | None = None
-
-
-def format_validation_error(err: ValidationError) -> str:
-    """pydantic errors as `field: message`, one per line."""
-    lines = []
-    for item in err.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "(root)"
-        lines.append(f"{where}: {item['msg']}")
-    return "; ".join(lines)
 
 
 def load_config(path: Path) -> Config:

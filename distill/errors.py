@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import errno
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class DistillError(Exception):
@@ -32,6 +36,15 @@ class ValidationFailed(DistillError):
     def __init__(self, message: str, errors: list[str], *, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.errors = errors
+
+
+def format_validation_error(err: ValidationError) -> str:
+    """pydantic errors as `field: message`, one per error, joined by "; "."""
+    lines = []
+    for item in err.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(root)"
+        lines.append(f"{where}: {item['msg']}")
+    return "; ".join(lines)
 
 
 class OutputError(DistillError):

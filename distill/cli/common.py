@@ -18,8 +18,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from distill.config import Config, format_validation_error, load_config
-from distill.errors import ConfigError, DistillError, ValidationFailed, os_error
+from distill.config import Config, load_config
+from distill.errors import (
+    ConfigError,
+    DistillError,
+    ValidationFailed,
+    format_validation_error,
+    os_error,
+)
 from distill.home import Home
 from distill.lock import LockOwner, writer_lock
 from distill.secrets import scrub

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from distill.config import Config, format_validation_error
-from distill.errors import DistillError, InputMissingError, os_error
+from distill.config import Config
+from distill.errors import DistillError, InputMissingError, format_validation_error, os_error
 from distill.home import Home
 from distill.jsonio import write_bytes_atomic, write_json_atomic
 from distill.runs.drift import compare_runs

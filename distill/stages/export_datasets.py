@@ -12,8 +12,8 @@ import numpy as np
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from distill.config import Config, format_validation_error, load_config
-from distill.errors import ValidationFailed
+from distill.config import Config, load_config
+from distill.errors import ValidationFailed, format_validation_error
 from distill.home import Home
 from distill.jsonio import atomic_writer, iter_raw_lines, validated_line
 from distill.limits import LineLimits

@@ -19,8 +19,8 @@ from pathlib import Path
 import orjson
 from pydantic import ValidationError
 
-from distill.config import Config, format_validation_error
-from distill.errors import InputMissingError
+from distill.config import Config
+from distill.errors import InputMissingError, format_validation_error
 from distill.home import Home
 from distill.jsonio import RawLine, iter_json_objects, iter_raw_lines, model_line
 from distill.limits import LineLimits

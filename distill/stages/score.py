@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from distill.config import Config, format_validation_error
-from distill.errors import InputMissingError, ValidationFailed
+from distill.config import Config
+from distill.errors import InputMissingError, ValidationFailed, format_validation_error
 from distill.home import Home
 from distill.jsonio import atomic_writer, iter_json_objects, iter_raw_lines, validated_line
 from distill.limits import LineLimits
