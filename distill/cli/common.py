@@ -30,7 +30,7 @@ from distill.home import Home
 from distill.lock import LockOwner, writer_lock
 from distill.secrets import scrub
 from distill.sources.rows import normalise_time
-from distill.stages import StageReport
+from distill.stage_report import StageReport
 
 err_console = Console(stderr=True)
 P = ParamSpec("P")

@@ -18,7 +18,7 @@ from distill.index.store import (
 )
 from distill.jsonio import canonical_json
 from distill.limits import LineLimits
-from distill.stages.report import StageReport
+from distill.stage_report import StageReport
 
 
 def index_export(

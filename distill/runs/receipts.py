@@ -12,7 +12,7 @@ from typing import Any
 from distill.home import Home
 from distill.jsonio import canonical_json, count_lines, file_sha256
 from distill.schemas import FileDigest, StageCounts, StageReceipt, StageValidation
-from distill.stages import StageReport
+from distill.stage_report import StageReport
 
 
 def utc_now() -> str:

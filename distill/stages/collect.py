@@ -19,7 +19,7 @@ from distill.sources.paths import PATH_HINT
 from distill.sources.reading import iter_units, source_verdicts
 from distill.sources.rows import evidence_from_unit
 from distill.sources.units import Unit
-from distill.stages.report import StageReport
+from distill.stage_report import StageReport
 
 Progress = Callable[[str, int], None]
 

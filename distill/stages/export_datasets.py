@@ -25,6 +25,7 @@ from distill.schemas import (
     ScoredRun,
     SftSample,
 )
+from distill.stage_report import StageReport
 from distill.stages.firewall import (
     QuarantineSink,
     Refusal,
@@ -35,7 +36,6 @@ from distill.stages.firewall import (
     repo_roots,
     scored_files,
 )
-from distill.stages.report import StageReport
 from distill.text import title_of
 
 M = TypeVar("M", bound=BaseModel)

@@ -28,6 +28,7 @@ from distill.schemas import (
     QuarantineReason,
     ScoredRun,
 )
+from distill.stage_report import StageReport
 from distill.stages.export_datasets import reread_check, sample_line
 from distill.stages.firewall import (
     Candidate,
@@ -40,7 +41,6 @@ from distill.stages.firewall import (
     repo_roots,
     scored_files,
 )
-from distill.stages.report import StageReport
 
 MAX_PAIRS_PER_TASK = 5
 _CODES = {Category.accepted: 2, Category.partially_accepted: 1, Category.rejected: 0}

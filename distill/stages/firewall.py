@@ -33,7 +33,7 @@ from distill.schemas import (
     QuarantineRecord,
     ScoredRun,
 )
-from distill.stages.report import StageReport
+from distill.stage_report import StageReport
 
 _SHA256 = frozenset("0123456789abcdef")
 Refusal = tuple[QuarantineReason, str] | None

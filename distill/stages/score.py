@@ -17,8 +17,8 @@ from distill.jsonio import atomic_writer, iter_json_objects, iter_raw_lines, val
 from distill.limits import LineLimits
 from distill.schemas import Category, EvidenceRecord, ScoredRun, most_conservative
 from distill.sources import FACTS_STREAM, OBSERVER_STREAM, ScoringContext, Source
+from distill.stage_report import StageReport
 from distill.stages.collect import _remove_stale
-from distill.stages.report import StageReport
 
 
 def score(home: Home, config: Config, *, recorded_at: str, dry_run: bool = False) -> StageReport:

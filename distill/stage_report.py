@@ -1,4 +1,8 @@
-"""Bookkeeping every stage shares: counts by reason, outputs, checks, and the accounting rule."""
+"""Bookkeeping every stage shares: counts by reason, outputs, checks, and the accounting rule.
+
+Its own module, below both the stages and the index, so that the index stage, the receipts and
+the CLI import the report without importing the stages.
+"""
 
 from __future__ import annotations
 
