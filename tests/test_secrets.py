@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 from distill.cli import app
 from distill.home import Home
 from distill.replay import ModelError, OpenAICompatibleClient, RetryPolicy
-from distill.replay.remote import ReplayRequest, ServerError, replay_remote
-from distill.schemas import ReplayRun
+from distill.replay.remote import ServerError, replay_remote
+from distill.schemas import ReplayRequest, ReplayRun
 from distill.secrets import REDACTED, SECRET_ENV_VARS, ScrubbingFilter, scrub
 from distill.serve.server import log_config
 

@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 from distill.cli import app
 from distill.home import Home
 from distill.replay import RetryPolicy
-from distill.replay.remote import ReplayRequest, ServerError, replay_remote
-from distill.schemas import ReplayRun
+from distill.replay.remote import ServerError, replay_remote
+from distill.schemas import ReplayRequest, ReplayRun
 from distill.serve import ServeSettings, ServeState, check_settings
 
 from .test_replay import HEDGE, TASK, SampleIndex, log_lines, sample_index

@@ -32,9 +32,9 @@ from distill.replay.config import (
     replay_deadline,
 )
 from distill.replay.limits import DEADLINE_ENV
-from distill.replay.remote import ReplayRequest, replay_remote, token_from_env
+from distill.replay.remote import replay_remote, token_from_env
 from distill.replay.run import abstain_answer, scrubbed_run
-from distill.schemas import ReplayRun
+from distill.schemas import ReplayRequest, ReplayRun
 
 EXIT_GATE_FAILED = 2
 EXIT_ABSTAINED = 3

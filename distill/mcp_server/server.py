@@ -28,7 +28,8 @@ from distill.mcp_server.models import (
     scrubbed,
 )
 from distill.mcp_server.playbooks import get_playbook, playbook_ids, record_outcome
-from distill.replay.remote import ReplayRequest
+from distill.replay.run import ReplayOptions
+from distill.schemas import ReplayRequest
 from distill.secrets import scrub
 from distill.serve.state import ServeState
 
@@ -178,7 +179,8 @@ def _add_tools(server: MCPServer[Any], state: ServeState, calls: ToolCalls) -> N
             )
             _check_max_tokens(state, max_tokens)
             settings = state.settings
-            options = request.to_options(
+            options = ReplayOptions.from_request(
+                request,
                 max_tokens=settings.max_tokens,
                 repo_root=settings.repo_root,
                 deadline=settings.deadline,

@@ -1,4 +1,4 @@
-"""Replay through a running ``distill serve``: the request it takes and the client that sends it.
+"""Replay through a running ``distill serve``: the client that sends a ReplayRequest.
 
 Lives beside the local replay (not in ``distill.serve``) so that ``distill replay --server URL``
 imports neither FastAPI nor torch: a warm server is the point.
@@ -7,59 +7,16 @@ imports neither FastAPI nor torch: a warm server is the point.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import SecretStr, ValidationError
 
 from distill.errors import DistillError
-from distill.index.relevance import DEFAULT_MIN_RELEVANCE
 from distill.replay.clients import RetryPolicy, public_url
-from distill.replay.run import ReplayOptions
-from distill.schemas import ReplayRun
+from distill.schemas import ReplayRequest, ReplayRun
 from distill.secrets import scrub
 
 TOKEN_ENV = "DISTILL_API_TOKEN"
-
-
-class ReplayRequest(BaseModel):
-    """The body of ``POST /v1/replay``: the task and the per-run flags of ``distill replay``.
-
-    The model, index, ``--repo-root`` and ``--min-relevance`` are the server's settings, never a
-    request's.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    task: str = Field(min_length=1)
-    task_id: str | None = Field(default=None, max_length=200)
-    top_k: int = Field(default=8, ge=1, le=50)
-    local_only: bool = False
-    allow_escalation: bool = False
-    no_retrieval: bool = False
-    dry_run: bool = False
-    max_tokens: int | None = Field(default=None, ge=1, le=8192)
-
-    def to_options(
-        self,
-        *,
-        max_tokens: int,
-        repo_root: Path | None,
-        deadline: float | None,
-        min_relevance: float = DEFAULT_MIN_RELEVANCE,
-    ) -> ReplayOptions:
-        return ReplayOptions(
-            top_k=self.top_k,
-            no_retrieval=self.no_retrieval,
-            dry_run=self.dry_run,
-            allow_escalation=self.allow_escalation,
-            local_only=self.local_only,
-            max_tokens=self.max_tokens or max_tokens,
-            repo_root=repo_root,
-            task_id=self.task_id,
-            deadline=deadline,
-            min_relevance=min_relevance,
-        )
 
 
 class ServerError(DistillError):

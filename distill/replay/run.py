@@ -21,7 +21,7 @@ from distill.replay.gate import GatePolicy, cited_ids
 from distill.replay.limits import DEFAULT_DEADLINE_S, Deadline, fit_bundle
 from distill.replay.rejected import rejected_runs
 from distill.replay.semantic import GateEvidence, copy_of, gate_answer, semantic_passed
-from distill.schemas import Attempt, Bundle, ReplayRun, RetrievalHit, Usage
+from distill.schemas import Attempt, Bundle, ReplayRequest, ReplayRun, RetrievalHit, Usage
 from distill.schemas.replay import ReplayVerdict
 from distill.secrets import scrub
 from distill.sources import BUILTIN_SOURCES
@@ -45,6 +45,30 @@ class ReplayOptions:
     deadline: float | None = DEFAULT_DEADLINE_S  # seconds for every model call together
     min_relevance: float = DEFAULT_MIN_RELEVANCE  # below it a hit is not evidence for the task
     eval_run: bool = False  # made by `distill eval replay`: never evidence for the loop
+
+    @classmethod
+    def from_request(
+        cls,
+        request: ReplayRequest,
+        *,
+        max_tokens: int,
+        repo_root: Path | None,
+        deadline: float | None,
+        min_relevance: float = DEFAULT_MIN_RELEVANCE,
+    ) -> ReplayOptions:
+        """A served request's options: its per-run flags over the server's own settings."""
+        return cls(
+            top_k=request.top_k,
+            no_retrieval=request.no_retrieval,
+            dry_run=request.dry_run,
+            allow_escalation=request.allow_escalation,
+            local_only=request.local_only,
+            max_tokens=request.max_tokens or max_tokens,
+            repo_root=repo_root,
+            task_id=request.task_id,
+            deadline=deadline,
+            min_relevance=min_relevance,
+        )
 
 
 def replay(

@@ -43,6 +43,7 @@ from distill.schemas.replay import (
     Usage,
     ValidationStep,
 )
+from distill.schemas.requests import ReplayRequest
 
 __all__ = [
     "AUDIT_GROUPS",
@@ -59,6 +60,7 @@ __all__ = [
     "BundlePiece",
     "GateCheck",
     "GateReport",
+    "ReplayRequest",
     "ReplayRun",
     "RetrievalHit",
     "Usage",

@@ -19,7 +19,8 @@ from distill import __version__
 from distill.errors import DistillError
 from distill.replay.clients import ModelError
 from distill.replay.limits import TaskTooLong
-from distill.replay.remote import ReplayRequest
+from distill.replay.run import ReplayOptions
+from distill.schemas import ReplayRequest
 from distill.secrets import scrub
 from distill.serve.chat import ChatAnswer, ChatCompletionRequest, model_card, model_list
 from distill.serve.middleware import CountingMiddleware, GuardMiddleware, api_error
@@ -91,7 +92,8 @@ async def replay_endpoint(body: ReplayRequest, state: State) -> Response:
     """The ReplayRun, logged exactly as ``distill replay`` logs it."""
     task = _checked_task(state, body.task, "task")
     _checked_max_tokens(state, body.max_tokens)
-    options = body.to_options(
+    options = ReplayOptions.from_request(
+        body,
         max_tokens=state.settings.max_tokens,
         repo_root=state.settings.repo_root,
         deadline=state.settings.deadline,
@@ -133,11 +135,13 @@ async def chat_completions(body: ChatCompletionRequest, state: State) -> Respons
     if task is None:
         raise ApiError(422, "messages: no user message, so no task", code="no_user_message")
     _checked_max_tokens(state, body.answer_limit())
-    options = ReplayRequest(
+    request = ReplayRequest(
         task=_checked_task(state, task, "messages: the last user message"),
         max_tokens=body.answer_limit(),
         **body.distill.model_dump(),
-    ).to_options(
+    )
+    options = ReplayOptions.from_request(
+        request,
         max_tokens=state.settings.max_tokens,
         repo_root=state.settings.repo_root,
         deadline=state.settings.deadline,
