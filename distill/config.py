@@ -76,7 +76,7 @@ def _user_source(path: Path, name: str, table: dict[str, object]) -> Source:
     if not isinstance(fmt, str) or fmt not in FORMATS:
         raise ConfigError(
             f"{path} [sources.{name}]: format {fmt!r} is not one of {sorted(FORMATS)}",
-            hint='e.g. format = "claude_code"; the README\'s "Formats" section lists them',
+            hint='e.g. format = "claude_code"; docs/formats.md lists them',
         )
     fields = format_defaults(fmt)
     if "response_field" in table:  # the table's single field replaces the format's list

@@ -1,4 +1,4 @@
-"""The exports' contamination firewall (DESIGN.md "Exports"), through the real pipeline."""
+"""The exports' contamination firewall (docs/exports.md), through the real pipeline."""
 
 from __future__ import annotations
 

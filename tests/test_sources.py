@@ -1,4 +1,4 @@
-"""Category rules of every source stream (DESIGN.md "Source streams"), row by row."""
+"""Category rules of every source stream (docs/streams.md), row by row."""
 
 from __future__ import annotations
 

@@ -88,7 +88,8 @@ class SentenceTransformerEmbedder:
         except ImportError as err:  # pragma: no cover - depends on the install
             raise DistillError(
                 "sentence-transformers is not installed",
-                hint="pip install 'distill[index]' (or: pip install sentence-transformers)",
+                hint="it is one of distill's own dependencies: install the CPU torch first, then "
+                "pip install 'sentence-transformers>=3' (docs/install.md)",
             ) from err
         self._model = SentenceTransformer(self.path, device="cpu")
         self.dim = int(self._model.get_embedding_dimension() or 0)

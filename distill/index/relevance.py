@@ -12,8 +12,8 @@ mean the same thing for every query:
 
 ``relevance = W_COSINE * max(cosine, 0) + (1 - W_COSINE) * bm25``; the weight is the ratio of
 the two coefficients of a logistic regression of "this hit is one of the task's relevant
-playbooks" on the two signals, fitted on the sample corpus's labelled tasks (README,
-"Performance → Replay"). The threshold that turns relevance into "the team has done this" is
+playbooks" on the two signals, fitted on the sample corpus's labelled tasks (docs/replay.md,
+"How the threshold was chosen"). The threshold that turns relevance into "the team has done this" is
 one setting: ``--min-relevance`` (``DEFAULT_MIN_RELEVANCE``).
 
 Document frequencies live beside the table in ``playbooks.terms.json``, written with each

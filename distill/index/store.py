@@ -139,7 +139,8 @@ class PlaybookStore:
             import lancedb
         except ImportError as err:  # pragma: no cover - depends on the install
             raise DistillError(
-                "lancedb is not installed", hint="pip install 'distill[index]'"
+                "lancedb is not installed",
+                hint="it is one of distill's own dependencies: pip install 'lancedb>=0.40,<0.41'",
             ) from err
         self.uri = uri
         self._db = lancedb.connect(uri)

@@ -27,7 +27,7 @@ SYSTEM_PROMPT = (
 )
 # The completion prompt asks for the source before the answer: a base model that has just
 # named a playbook goes on to write from it, and one asked to cite after a long answer mostly
-# forgets to (benchmarks/replay.py; README "Replay").
+# forgets to (benchmarks/replay.py; docs/replay.md).
 SOURCES_CUE = "Sources: ["
 Counter = Callable[[str], int]
 HEAD_CHARS = 200  # what a condensed piece keeps of its instruction

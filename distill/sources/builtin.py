@@ -1,4 +1,4 @@
-"""The nine built-in streams (README, "Source streams"): map streams are data; four need code."""
+"""The nine built-in streams (docs/streams.md): verdict-map streams are data; four need code."""
 
 from __future__ import annotations
 
