@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from array import array
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,10 +30,11 @@ from distill.stage_report import StageReport
 from distill.stages.firewall import (
     QuarantineSink,
     Refusal,
+    admit,
     id_hash,
     path_check_notes,
+    path_refusal,
     read_candidates,
-    refusal_of,
     repo_roots,
     scored_files,
 )
@@ -208,14 +210,13 @@ def _export(
             quarantine = stack.enter_context(atomic_writer(quarantine_path)).write
             write = stack.enter_context(atomic_writer(out_path, verify=verify)).write
         sink = QuarantineSink(export, recorded_at, quarantine)
+        checks = (policy, partial(path_refusal, roots))  # the category first, then the paths
         for candidate in read_candidates(files, limits, home):
             report.records_in += 1
-            refusal = refusal_of(candidate, policy, roots)
-            if refusal is not None:
-                sink.record(candidate, *refusal)
+            admitted = admit(candidate, sink, *checks)
+            if admitted is None:
                 continue
-            record = candidate.record
-            assert record is not None  # a candidate without a record always has a refusal
+            record = admitted.record
             report.records_out += 1
             report.out_by_category[record.category.value] += 1
             line = sample_line(model, build(record), export)

@@ -13,6 +13,7 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,13 +32,14 @@ from distill.schemas import (
 from distill.stage_report import StageReport
 from distill.stages.export_datasets import reread_check, sample_line
 from distill.stages.firewall import (
-    Candidate,
+    AcceptedCandidate,
     QuarantineSink,
     Refusal,
+    admit,
     id_hash,
     path_check_notes,
+    path_refusal,
     read_candidates,
-    refusal_of,
     repo_roots,
     scored_files,
 )
@@ -82,13 +84,12 @@ def export_preference(
         sink = QuarantineSink("preference", recorded_at, quarantine)
         spill = stack.enter_context(tempfile.TemporaryDirectory(prefix="distill-pairs-"))
         eligible = _Eligible(Path(spill))
+        checks = (_category_policy, partial(path_refusal, roots), _unpairable)  # in this order
         for candidate in read_candidates(files, limits, home):
             report.records_in += 1
-            refusal = refusal_of(candidate, _category_policy, roots) or _unpairable(candidate)
-            if refusal is None:
-                eligible.add(candidate)
-            else:
-                sink.record(candidate, *refusal)
+            admitted = admit(candidate, sink, *checks)
+            if admitted is not None:
+                eligible.add(admitted)
         handles = [stack.enter_context(open(path, "rb")) for path in files]
         kinds: Counter[str] = Counter()
         for task_rows in eligible.groups():
@@ -102,9 +103,8 @@ def export_preference(
                     write(line)
             report.records_out += len(used)
             for record, reason in unpaired:
-                sink.record(
-                    _as_candidate(record), QuarantineReason.invalid_preference_pairing, reason
-                )
+                unpaired_candidate = AcceptedCandidate(record=record, file_index=-1, offset=-1)
+                sink.record(unpaired_candidate, QuarantineReason.invalid_preference_pairing, reason)
     report.quarantined = sink.records
     report.out_by_category = kinds
     report.extra["pairs"] = sum(kinds.values())
@@ -122,9 +122,9 @@ def _category_policy(record: ScoredRun) -> Refusal:
     return None
 
 
-def _unpairable(candidate: Candidate) -> Refusal:
+def _unpairable(record: ScoredRun) -> Refusal:
     """After the category and path checks: a record with no task cannot pair."""
-    if candidate.record is not None and not candidate.record.task_id:
+    if not record.task_id:
         return QuarantineReason.invalid_preference_pairing, "no task_id to pair within"
     return None
 
@@ -142,9 +142,9 @@ class _Eligible:
         self._paths = [folder / f"part-{index:02d}.bin" for index in range(self.PARTITIONS)]
         self._files = [open(path, "wb") for path in self._paths]  # noqa: SIM115
 
-    def add(self, candidate: Candidate) -> None:
+    def add(self, candidate: AcceptedCandidate) -> None:
         record = candidate.record
-        assert record is not None and record.task_id
+        assert record.task_id  # _unpairable refused the records without one
         task = id_hash(record.task_id)
         moment = int(datetime.fromisoformat(record.created_at).timestamp() * 1e6)
         row = array(
@@ -229,21 +229,6 @@ def _unpaired_reason(
     if record.category is Category.accepted and not (by_code[0] or by_code[1]):
         return f"task {record.task_id} has nothing rejected or partial to pair against"
     return f"every candidate pair for task {record.task_id} was refused"
-
-
-def _as_candidate(record: ScoredRun) -> Candidate:
-    return Candidate(
-        record,
-        None,
-        "",
-        record.id,
-        record.stream,
-        record.provenance.line,
-        record.provenance.sig_hash,
-        record.category,
-        -1,
-        -1,
-    )
 
 
 def _side(record: ScoredRun) -> dict[str, Any]:

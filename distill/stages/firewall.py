@@ -39,12 +39,40 @@ _SHA256 = frozenset("0123456789abcdef")
 Refusal = tuple[QuarantineReason, str] | None
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A scored-run line on its way to an export: a record, or the reason it cannot be one."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AcceptedCandidate:
+    """A scored-run line that passed the pre-checks: a record the export's policy judges next."""
 
-    record: ScoredRun | None
-    reason: QuarantineReason | None
+    record: ScoredRun
+    file_index: int
+    offset: int
+
+    @property
+    def record_id(self) -> str:
+        return self.record.id
+
+    @property
+    def stream(self) -> str:
+        return self.record.stream
+
+    @property
+    def line(self) -> int:
+        return self.record.provenance.line
+
+    @property
+    def sig_hash(self) -> str:
+        return self.record.provenance.sig_hash
+
+    @property
+    def category(self) -> Category:
+        return self.record.category
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RefusedCandidate:
+    """A scored-run line a pre-check refused, with what could be read of it for the quarantine."""
+
+    reason: QuarantineReason
     detail: str
     record_id: str | None
     stream: str | None
@@ -53,6 +81,10 @@ class Candidate:
     category: Category | None
     file_index: int
     offset: int
+
+
+Candidate = AcceptedCandidate | RefusedCandidate
+Check = Callable[[ScoredRun], Refusal]
 
 
 def id_hash(text: str) -> int:
@@ -93,16 +125,19 @@ def path_refusal(roots: RepoRoots | None, record: ScoredRun) -> Refusal:
     return QuarantineReason.hallucinated_file_path, detail
 
 
-def refusal_of(
-    candidate: Candidate, policy: Callable[[ScoredRun], Refusal], roots: RepoRoots | None
-) -> Refusal:
-    """Why an export refuses ``candidate``, in the documented order: a pre-check's reason,
-    else the export's category ``policy``, else the hallucinated-path check."""
-    record = candidate.record
-    if record is None:
-        assert candidate.reason is not None  # a candidate without a record always has one
-        return candidate.reason, candidate.detail
-    return policy(record) or path_refusal(roots, record)
+def admit(candidate: Candidate, sink: QuarantineSink, *checks: Check) -> AcceptedCandidate | None:
+    """``candidate`` when no check refuses its record; else None, and the refusal goes to
+    ``sink``. The checks run in the order given, after the pre-checks: the first refusal
+    names the reason."""
+    if isinstance(candidate, RefusedCandidate):
+        sink.record(candidate, candidate.reason, candidate.detail)
+        return None
+    for check in checks:
+        refusal = check(candidate.record)
+        if refusal is not None:
+            sink.record(candidate, *refusal)
+            return None
+    return candidate
 
 
 def path_check_notes(report: StageReport, roots: RepoRoots | None) -> None:
@@ -144,22 +179,23 @@ def read_candidates(files: list[Path], limits: LineLimits, home: Home) -> Iterat
             yield _check(raw.data, raw.line_no, file_index, raw.offset, losers)
 
 
-def _oversized(raw: RawLine, file_index: int, scored_file: str, limits: LineLimits) -> Candidate:
+def _oversized(
+    raw: RawLine, file_index: int, scored_file: str, limits: LineLimits
+) -> RefusedCandidate:
     # Too long to read, so its provenance is out of reach: the scored-run line is named instead.
     detail = (
         f"line {raw.line_no} of {scored_file} is {raw.size} bytes, over {limits.describe('scored')}"
     )
-    return Candidate(
-        None,
-        QuarantineReason.schema_violation,
-        detail,
-        None,
-        None,
-        raw.line_no,
-        None,
-        None,
-        file_index,
-        raw.offset,
+    return RefusedCandidate(
+        reason=QuarantineReason.schema_violation,
+        detail=detail,
+        record_id=None,
+        stream=None,
+        line=raw.line_no,
+        sig_hash=None,
+        category=None,
+        file_index=file_index,
+        offset=raw.offset,
     )
 
 
@@ -182,9 +218,10 @@ def duplicate_losers(files: list[Path], limits: LineLimits) -> set[tuple[int, in
     for record_id, file_index, line, data in _ids(files, limits.scored):
         if buckets[id_hash(record_id) % _BUCKETS] < 2:
             continue
-        record = _check(data, line, file_index, 0, set()).record
-        if record is None:
+        checked = _check(data, line, file_index, 0, set())
+        if isinstance(checked, RefusedCandidate):
             continue  # an invalid copy never evicts a valid one
+        record = checked.record
         moment = int(datetime.fromisoformat(record.created_at).timestamp() * 1_000_000)
         ranked.append((record.id, moment, file_index, line))
     ranked.sort()
@@ -208,9 +245,17 @@ def _check(
 ) -> Candidate:
     def refuse(
         reason: QuarantineReason, detail: str, category: Category | None = None
-    ) -> Candidate:
-        return Candidate(
-            None, reason, detail, record_id, stream, line, sig, category, file_index, offset
+    ) -> RefusedCandidate:
+        return RefusedCandidate(
+            reason=reason,
+            detail=detail,
+            record_id=record_id,
+            stream=stream,
+            line=line,
+            sig_hash=sig,
+            category=category,
+            file_index=file_index,
+            offset=offset,
         )
 
     record_id: str | None = None
@@ -252,18 +297,7 @@ def _check(
     if not record.response.strip() or not record.instruction.strip():
         which = "response" if not record.response.strip() else "instruction"
         return refuse(QuarantineReason.empty_content, f"empty {which}", category)
-    return Candidate(
-        record,
-        None,
-        "",
-        record_id,
-        stream,
-        line,
-        record.provenance.sig_hash,
-        record.category,
-        file_index,
-        offset,
-    )
+    return AcceptedCandidate(record=record, file_index=file_index, offset=offset)
 
 
 def _valid_record(data: bytes) -> ScoredRun | None:
