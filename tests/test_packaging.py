@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,8 @@ def _build_wheel(out: Path, env: dict[str, str]) -> Path:
     result = _run([*build, "--no-index", "-w", str(out), str(REPO)], REPO, env)
     assert result.returncode == 0, result.stderr
     wheel = next(out.glob("distill-*.whl"))
+    # the PEP 561 marker: type checkers use distill's own annotations when it is a dependency
+    assert "distill/py.typed" in zipfile.ZipFile(wheel).namelist()
     return wheel
 
 

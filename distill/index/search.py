@@ -132,7 +132,12 @@ class Retriever:
         return replace(hit, cosine=cosine, bm25=bm25, relevance=combine(cosine, bm25))
 
     def _vector(self, vector: Any, limit: int, where: str | None) -> list[dict[str, Any]]:
-        builder = self.table.search(vector, query_type="vector").distance_type("cosine")
+        from lancedb.query import LanceVectorQueryBuilder
+
+        query = self.table.search(vector, query_type="vector")
+        if not isinstance(query, LanceVectorQueryBuilder):  # Table.search is typed for any kind
+            raise TypeError(f"a vector search on {self.store.uri} gave {type(query).__name__}")
+        builder = query.distance_type("cosine")
         builder = builder.ef(ANN_EF)  # ignored by an exact (brute-force) search
         if where:
             builder = builder.where(where, prefilter=True)

@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -21,6 +21,10 @@ from distill.index.relevance import TERMS_FILE, TermStats, read_term_stats, writ
 from distill.jsonio import file_sha256, iter_raw_lines, write_bytes_atomic
 from distill.limits import LineLimits
 from distill.schemas import RagSample
+
+if TYPE_CHECKING:  # lancedb ships its types; imported lazily at run time (a heavy import)
+    from lancedb.pydantic import LanceModel
+    from lancedb.table import Table
 
 os.environ.setdefault("LANCE_LOG", "error")  # lance's Rust warnings are noise on a CLI's stderr
 TABLE = "playbooks"
@@ -113,7 +117,7 @@ def _row(sample: RagSample, vector: Sequence[float]) -> dict[str, Any]:
     }
 
 
-def _row_model(dim: int) -> type[Any]:
+def _row_model(dim: int) -> type[LanceModel]:
     from lancedb.pydantic import LanceModel, Vector
 
     class PlaybookRow(LanceModel):
@@ -149,7 +153,7 @@ class PlaybookStore:
     def manifest_path(self) -> Path:
         return Path(self.uri) / f"{TABLE}.manifest.json"
 
-    def term_stats(self, table: Any, version: int | None = None) -> TermStats:
+    def term_stats(self, table: Table, version: int | None = None) -> TermStats:
         """The term statistics of ``table`` (at ``version``, else its own): the file written
         with that version, else counted from the table (an index built before the file)."""
         saved = read_term_stats(Path(self.uri) / TERMS_FILE, version or table.version)
@@ -166,7 +170,7 @@ class PlaybookStore:
             raise InputMissingError(f"no index at {self.uri}", hint="run `distill index build`")
         return manifest
 
-    def open(self, manifest: IndexManifest | None = None) -> Any:
+    def open(self, manifest: IndexManifest | None = None) -> Table:
         """The published table, pinned at the manifest's version (read-only)."""
         manifest = manifest or self.require_manifest()
         table = self._db.open_table(TABLE)
@@ -271,7 +275,7 @@ class PlaybookStore:
         report.version, report.ann_index = table.version, ann
         return report
 
-    def _refresh_indexes(self, table: Any, ann_threshold: int, *, rebuild: bool) -> bool:
+    def _refresh_indexes(self, table: Table, ann_threshold: int, *, rebuild: bool) -> bool:
         """FTS always (once data exists); the ANN index only past ``ann_threshold`` rows."""
         from lancedb.index import FTS, HnswSq
 
@@ -290,7 +294,7 @@ class PlaybookStore:
 
     def _publish(
         self,
-        table: Any,
+        table: Table,
         embedder: Embedder,
         source_sha256: str | None,
         ann: bool,
@@ -320,7 +324,7 @@ class PlaybookStore:
             ),
         )
 
-    def latest_table(self) -> Any:
+    def latest_table(self) -> Table:
         """The table at its newest version, published or not: for writers and maintenance."""
         return self._db.open_table(TABLE)
 
@@ -353,7 +357,7 @@ class PlaybookStore:
         return list(table.search().select(columns).limit(count).to_arrow().to_pylist())
 
 
-def _texts(table: Any, ids: list[str] | None) -> Iterator[str]:
+def _texts(table: Table, ids: list[str] | None) -> Iterator[str]:
     """The ``text`` of the rows with ``ids`` (every row when None), a projected scan."""
     if ids is None:
         count = table.count_rows()
