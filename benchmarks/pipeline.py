@@ -58,17 +58,11 @@ from machine import describe  # noqa: E402  (benchmarks/machine.py)
 
 from distill.config import load_config  # noqa: E402
 from distill.home import Home  # noqa: E402
-from distill.stages import (  # noqa: E402
-    StageReport,
-    collect,
-    export_preference,
-    export_rag,
-    export_sft,
-    score,
-)
+from distill.stages import StageContext, StageReport, pipeline  # noqa: E402
+from distill.stages.registry import stage_named  # noqa: E402
 
 RECORDED_AT = "2026-01-01T00:00:00Z"
-STAGES = ("collect", "score", "export_rag", "export_sft", "export_preference")
+STAGES = tuple(stage.name for stage in pipeline(index=False))  # the registry's, index aside
 TIME_TARGET = 3.0  # total pipeline seconds / total floor seconds
 MEMORY_TARGET = 1.5  # peak RSS at the largest size / peak RSS at the smallest
 MAX_LINE_BYTES = 4096  # written to the synthetic home's distill.toml, so oversized lines stay small
@@ -449,16 +443,9 @@ def stage_inputs(home: Home, stage: str) -> list[Path]:
 
 
 def run_stage(home: Home, stage: str) -> StageReport:
-    """One stage through the library, exactly as tests/conftest.py::run_pipeline calls it."""
-    if stage == "collect":
-        return collect(home, load_config(home.config_path), recorded_at=RECORDED_AT)
-    if stage == "score":
-        return score(home, load_config(home.config_path), recorded_at=RECORDED_AT)
-    if stage == "export_rag":
-        return export_rag(home, recorded_at=RECORDED_AT, repo_root=None, include_review=False)
-    if stage == "export_sft":
-        return export_sft(home, recorded_at=RECORDED_AT, repo_root=None, include_partial=False)
-    return export_preference(home, recorded_at=RECORDED_AT, repo_root=None)
+    """One stage through the registry, exactly as run-all and tests/conftest.py run it."""
+    context = StageContext(home, load_config(home.config_path), RECORDED_AT)
+    return stage_named(stage).run(context)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from distill.home import Home
 from distill.index import PlaybookStore, Retriever
 from distill.replay import ReplayOptions, replay
 from distill.runs import RunOptions, run_all
-from distill.stages import StageReport, collect, export_preference, export_rag, export_sft, score
+from distill.stages import StageContext, StageFlags, StageReport, pipeline
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
@@ -59,26 +59,19 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 def run_pipeline(
     home: Home, recorded_at: str = RECORDED_AT, repo_root: Path | None = None, **flags: bool
 ) -> dict[str, StageReport]:
-    """collect → score → export rag/sft/preference on ``home``; returns each stage's report."""
-    config = load_config(home.config_path)
-    reports = {
-        "collect": collect(home, config, recorded_at=recorded_at),
-        "score": score(home, config, recorded_at=recorded_at),
-        "rag": export_rag(
-            home,
-            recorded_at=recorded_at,
-            repo_root=repo_root,
+    """collect → score → export rag/sft/preference on ``home`` (the registry's stages before
+    the index); each report keyed by its stage's name, an export's by the export's."""
+    context = StageContext(
+        home,
+        load_config(home.config_path),
+        recorded_at,
+        repo_root,
+        flags=StageFlags(
             include_review=flags.get("include_review", False),
-        ),
-        "sft": export_sft(
-            home,
-            recorded_at=recorded_at,
-            repo_root=repo_root,
             include_partial=flags.get("include_partial", False),
         ),
-        "preference": export_preference(home, recorded_at=recorded_at, repo_root=repo_root),
-    }
-    return reports
+    )
+    return {stage.export or stage.name: stage.run(context) for stage in pipeline(index=False)}
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,15 @@ from distill.cli.common import (
     resolve_home,
     resolve_recorded_at,
 )
-from distill.stages import StageReport, export_preference, export_rag, export_sft
+from distill.stage_report import StageReport
 from distill.stages.publish import exports_as_set
+from distill.stages.registry import (
+    EXPORT_STAGES,
+    Stage,
+    StageContext,
+    StageFlags,
+    export_stage,
+)
 
 app = typer.Typer(no_args_is_help=True, help="Write the datasets from data/scored-runs/.")
 
@@ -37,51 +44,33 @@ IncludePartialOpt = Annotated[
 def _run(
     home: Path | None,
     recorded_at: str | None,
-    stages: list[str],
+    stages: tuple[Stage, ...],
     *,
     repo_root: Path | None,
-    include_review: bool,
-    include_partial: bool,
+    flags: StageFlags,
     dry_run: bool,
     no_wait: bool,
     as_json: bool,
 ) -> None:
-    resolved, _ = resolve_home(home)
-    stamp = resolve_recorded_at(recorded_at)
+    resolved, config = resolve_home(home)
+    context = StageContext(
+        resolved,
+        config,
+        resolve_recorded_at(recorded_at),
+        repo_root,
+        dry_run=dry_run,
+        flags=flags,
+    )
+    names = " ".join(str(stage.export) for stage in stages)
     reports: list[StageReport] = []
     with (
-        home_writer(resolved, "export " + " ".join(stages), no_wait, dry_run=dry_run),
+        home_writer(resolved, f"export {names}", no_wait, dry_run=dry_run),
         exports_as_set(resolved, dry_run=dry_run) as exports,
         err_console.status("exporting…") as status,
     ):
         for stage in stages:
-            status.update(f"exporting {stage}…")
-            if stage == "rag":
-                reports.append(
-                    export_rag(
-                        resolved,
-                        recorded_at=stamp,
-                        repo_root=repo_root,
-                        include_review=include_review,
-                        dry_run=dry_run,
-                    )
-                )
-            elif stage == "sft":
-                reports.append(
-                    export_sft(
-                        resolved,
-                        recorded_at=stamp,
-                        repo_root=repo_root,
-                        include_partial=include_partial,
-                        dry_run=dry_run,
-                    )
-                )
-            else:
-                reports.append(
-                    export_preference(
-                        resolved, recorded_at=stamp, repo_root=repo_root, dry_run=dry_run
-                    )
-                )
+            status.update(f"exporting {stage.export}…")
+            reports.append(stage.run(context))
             if not reports[-1].passed:
                 exports.failed = True  # the set goes back as it was: all or none
                 break
@@ -103,10 +92,9 @@ def rag_command(
     _run(
         home,
         recorded_at,
-        ["rag"],
+        (export_stage("rag"),),
         repo_root=repo_root,
-        include_review=include_review,
-        include_partial=False,
+        flags=StageFlags(include_review=include_review),
         dry_run=dry_run,
         no_wait=no_wait,
         as_json=as_json,
@@ -128,10 +116,9 @@ def sft_command(
     _run(
         home,
         recorded_at,
-        ["sft"],
+        (export_stage("sft"),),
         repo_root=repo_root,
-        include_review=False,
-        include_partial=include_partial,
+        flags=StageFlags(include_partial=include_partial),
         dry_run=dry_run,
         no_wait=no_wait,
         as_json=as_json,
@@ -152,10 +139,9 @@ def preference_command(
     _run(
         home,
         recorded_at,
-        ["preference"],
+        (export_stage("preference"),),
         repo_root=repo_root,
-        include_review=False,
-        include_partial=False,
+        flags=StageFlags(),
         dry_run=dry_run,
         no_wait=no_wait,
         as_json=as_json,
@@ -174,14 +160,13 @@ def all_command(
     no_wait: NoWaitOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """All three exports, in order rag, sft, preference."""
+    """All three exports, in the pipeline's order: rag, sft, preference."""
     _run(
         home,
         recorded_at,
-        ["rag", "sft", "preference"],
+        EXPORT_STAGES,
         repo_root=repo_root,
-        include_review=include_review,
-        include_partial=include_partial,
+        flags=StageFlags(include_review=include_review, include_partial=include_partial),
         dry_run=dry_run,
         no_wait=no_wait,
         as_json=as_json,

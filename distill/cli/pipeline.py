@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.console import Console
 from rich.markup import escape
 
@@ -21,7 +23,7 @@ from distill.cli.common import (
     table,
 )
 from distill.recon import recon
-from distill.stages import collect, score
+from distill.stages.registry import StageContext, stage_named
 
 
 @handles_errors
@@ -82,20 +84,7 @@ def collect_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Read every stream in data/_kb/ into data/evidence/; bad lines go to the skips file."""
-    resolved, config = resolve_home(home)
-    stamp = resolve_recorded_at(recorded_at)
-    with (
-        home_writer(resolved, "collect", no_wait, dry_run=dry_run),
-        err_console.status("collecting…") as status,
-    ):
-        report = collect(
-            resolved,
-            config,
-            recorded_at=stamp,
-            dry_run=dry_run,
-            progress=lambda stream, n: status.update(f"collecting {stream}: {n:,}"),
-        )
-    finish([report], as_json)
+    _run_stage("collect", home, recorded_at, dry_run=dry_run, no_wait=no_wait, as_json=as_json)
 
 
 @handles_errors
@@ -107,9 +96,25 @@ def score_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Score the evidence into data/scored-runs/ with each stream's deterministic rule."""
+    _run_stage("score", home, recorded_at, dry_run=dry_run, no_wait=no_wait, as_json=as_json)
+
+
+def _run_stage(
+    name: str,
+    home: Path | None,
+    recorded_at: str | None,
+    *,
+    dry_run: bool,
+    no_wait: bool,
+    as_json: bool,
+) -> None:
+    """One stage of the registry, under the home's writer lock (none for a dry run)."""
     resolved, config = resolve_home(home)
-    with home_writer(resolved, "score", no_wait, dry_run=dry_run), err_console.status("scoring…"):
-        report = score(
-            resolved, config, recorded_at=resolve_recorded_at(recorded_at), dry_run=dry_run
-        )
+    stamp = resolve_recorded_at(recorded_at)
+    with (
+        home_writer(resolved, name, no_wait, dry_run=dry_run),
+        err_console.status(f"{name}…") as status,
+    ):
+        context = StageContext(resolved, config, stamp, dry_run=dry_run, progress=status.update)
+        report = stage_named(name).run(context)
     finish([report], as_json)

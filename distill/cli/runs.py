@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from distill.cli.common import (
+    DryRunOpt,
     HomeOpt,
     JsonOpt,
     NoWaitOpt,
@@ -19,6 +20,7 @@ from distill.cli.common import (
     handles_errors,
     home_writer,
     print_json,
+    print_report,
     resolve_home,
     resolve_recorded_at,
     table,
@@ -28,6 +30,7 @@ from distill.cli.index import EmbedderOpt, IndexDirOpt, SeedOpt
 from distill.errors import ValidationFailed
 from distill.runs import RunOptions, find_run, load_summary, resolve_threshold, run_all
 from distill.runs.acceptance import DEFAULT_FIXTURE, run_acceptance, write_acceptance_report
+from distill.runs.preview import RunPreview, preview_all
 from distill.schemas import RunSummary
 
 receipts_app = typer.Typer(no_args_is_help=True, help="Inspect the receipts of past runs.")
@@ -54,13 +57,16 @@ def run_all_command(
     seed: SeedOpt = 0,
     index_dir: IndexDirOpt = None,
     no_index: Annotated[bool, typer.Option("--no-index", help="Skip the index stage.")] = False,
+    dry_run: DryRunOpt = False,
     no_wait: NoWaitOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """collect → score → export rag → export sft → export preference → index, one run id.
 
     Writes reports/distillation/<run_id>/: a receipt per stage, summary.json, summary.md and
-    drift.json. A failed stage stops the ones after it; the exit code is then 1.
+    drift.json. A failed stage stops the ones after it; the exit code is then 1. With
+    --dry-run every stage reports what it would do and nothing is written (no receipts
+    either); each stage then reads the files of the last real run.
     """
     resolved, config = resolve_home(home)
     options = RunOptions(
@@ -74,6 +80,13 @@ def run_all_command(
         seed=seed,
         index_uri=index_dir,
     )
+    if dry_run:  # writes nothing, so it takes no lock
+        with err_console.status("run-all --dry-run…") as status:
+            preview = preview_all(
+                resolved, config, options, on_stage=lambda s: status.update(f"previewing {s}…")
+            )
+        _preview(preview, as_json)
+        return
     with home_writer(resolved, "run-all", no_wait), err_console.status("run-all…") as status:
         result = run_all(
             resolved, config, options, on_stage=lambda stage: status.update(f"run-all: {stage}…")
@@ -90,6 +103,18 @@ def run_all_command(
     if not result.summary.passed:
         failed = next(r for r in result.summary.stages if r.stage == result.summary.failed_stage)
         raise ValidationFailed(f"run failed at stage {failed.stage}", failed.validation.errors[:5])
+
+
+def _preview(preview: RunPreview, as_json: bool) -> None:
+    for report in preview.reports:
+        print_report(report)
+    for stage, why in preview.not_previewed:
+        err_console.print(f"[yellow]{stage}[/] not previewed: {escape(why)}", highlight=False)
+    if as_json:
+        print_json(preview.to_dict())
+    failed = [report for report in preview.reports if not report.passed]
+    if failed:
+        raise ValidationFailed(f"stage {failed[0].stage} failed", failed[0].errors)
 
 
 @receipts_app.command("show")

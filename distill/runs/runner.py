@@ -6,7 +6,7 @@ import hashlib
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,17 +29,8 @@ from distill.runs.receipts import (
 from distill.runs.summary import render_summary_md, run_warnings
 from distill.schemas import DatasetInfo, DriftReport, RunSummary, StageReceipt
 from distill.secrets import scrub
-from distill.stages import (
-    StageReport,
-    collect,
-    export_preference,
-    export_rag,
-    export_sft,
-    score,
-)
 from distill.stages.publish import ExportSet
-
-StageFn = Callable[[], StageReport]
+from distill.stages.registry import EXPORT_STAGES, Stage, StageContext, StageFlags, pipeline
 
 
 @dataclass(frozen=True)
@@ -63,38 +54,20 @@ class RunResult:
     receipts: list[StageReceipt] = field(default_factory=list)
 
 
-def pipeline_stages(home: Home, config: Config, options: RunOptions) -> list[tuple[str, StageFn]]:
-    """The stages of run-all, in order. Later stages read what earlier ones wrote."""
-    stamp, repo = options.recorded_at, options.repo_root
-    stages: list[tuple[str, StageFn]] = [
-        ("collect", lambda: collect(home, config, recorded_at=stamp)),
-        ("score", lambda: score(home, config, recorded_at=stamp)),
-        (
-            "export_rag",
-            lambda: export_rag(
-                home, recorded_at=stamp, repo_root=repo, include_review=options.include_review
-            ),
-        ),
-        (
-            "export_sft",
-            lambda: export_sft(
-                home, recorded_at=stamp, repo_root=repo, include_partial=options.include_partial
-            ),
-        ),
-        ("export_preference", lambda: export_preference(home, recorded_at=stamp, repo_root=repo)),
-    ]
-    if options.index:
-        stages.append(("index", lambda: _index_stage(home, options)))
-    return stages
-
-
-def _index_stage(home: Home, options: RunOptions) -> StageReport:
-    from distill.index import make_embedder
-    from distill.index.stage import index_export
-    from distill.index.store import resolve_index_uri
-
-    uri = resolve_index_uri(options.index_uri, home.index_dir)
-    return index_export(home, uri, make_embedder(options.embedder, seed=options.seed))[0]
+def stage_context(
+    home: Home, config: Config, options: RunOptions, *, dry_run: bool = False
+) -> StageContext:
+    """What every stage of the run is given."""
+    flags = StageFlags(
+        include_review=options.include_review,
+        include_partial=options.include_partial,
+        index_uri=options.index_uri,
+        embedder=options.embedder,
+        seed=options.seed,
+    )
+    return StageContext(
+        home, config, options.recorded_at, options.repo_root, dry_run=dry_run, flags=flags
+    )
 
 
 def new_run_id() -> str:
@@ -107,7 +80,7 @@ def run_all(
     config: Config,
     options: RunOptions,
     *,
-    stages: list[tuple[str, StageFn]] | None = None,
+    stages: Sequence[Stage] | None = None,
     on_stage: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run every stage; a failed stage stops the ones after it (their receipts say not_run).
@@ -121,30 +94,15 @@ def run_all(
     previous, unreadable = _previous_summary(home)
     sha = git_sha(home.root)
     started = utc_now()
-    receipts: list[StageReceipt] = []
-    failed: str | None = None
     writes = _ReportWriter()
-    exports = ExportSet(home)
-    try:
-        for name, run_stage in stages or pipeline_stages(home, config, options):
-            if failed is not None:
-                receipt = not_run_receipt(run_id, name, f"stage {failed} failed", sha=sha)
-            else:
-                if name.startswith("export_") and not exports.kept:
-                    exports.keep()
-                if on_stage is not None:
-                    on_stage(name)
-                receipt = _run_stage(home, run_id, name, run_stage, sha)
-                if receipt.status != "passed":
-                    failed = name
-            writes.json(folder / f"{name}.json", receipt.model_dump(mode="json", by_alias=True))
-            receipts.append(receipt)
-    finally:
-        if exports.kept:
-            if failed is not None and failed.startswith("export_"):
-                exports.failed = True
-                writes.attempt(exports.restore)
-            writes.attempt(exports.discard)
+    receipts, failed = _run_stages(
+        home,
+        pipeline(index=options.index) if stages is None else stages,
+        stage_context(home, config, options),
+        run=(run_id, sha, folder),
+        writes=writes,
+        on_stage=on_stage,
+    )
     summary = _summary(home, run_id, options, receipts, sha, started, failed)
     drift = compare_runs(summary, previous, options.drift_threshold)
     if unreadable:
@@ -159,6 +117,48 @@ def run_all(
     )
     writes.raise_first()
     return RunResult(summary=summary, drift=drift, folder=folder, receipts=receipts)
+
+
+def _run_stages(
+    home: Home,
+    stages: Sequence[Stage],
+    context: StageContext,
+    *,
+    run: tuple[str, str | None, Path],
+    writes: _ReportWriter,
+    on_stage: Callable[[str], None] | None,
+) -> tuple[list[StageReceipt], str | None]:
+    """Each stage in turn, its receipt written as soon as it ends: the receipts, and the stage
+    that failed. A failed export stage puts every export back as it was before the run."""
+    run_id, sha, folder = run
+    receipts: list[StageReceipt] = []
+    failed: Stage | None = None
+    exports = ExportSet(home)
+    try:
+        for stage in stages:
+            if failed is not None:
+                receipt = not_run_receipt(
+                    run_id, stage.name, f"stage {failed.name} failed", sha=sha
+                )
+            else:
+                if stage.export and not exports.kept:
+                    exports.keep()
+                if on_stage is not None:
+                    on_stage(stage.name)
+                receipt = _run_stage(home, run_id, stage, context, sha)
+                if receipt.status != "passed":
+                    failed = stage
+            writes.json(
+                folder / f"{stage.name}.json", receipt.model_dump(mode="json", by_alias=True)
+            )
+            receipts.append(receipt)
+    finally:
+        if exports.kept:
+            if failed is not None and failed.export:
+                exports.failed = True
+                writes.attempt(exports.restore)
+            writes.attempt(exports.discard)
+    return receipts, failed.name if failed is not None else None
 
 
 class _ReportWriter:
@@ -183,11 +183,11 @@ class _ReportWriter:
 
 
 def _run_stage(
-    home: Home, run_id: str, name: str, run_stage: StageFn, sha: str | None
+    home: Home, run_id: str, stage: Stage, context: StageContext, sha: str | None
 ) -> StageReceipt:
     started, clock = utc_now(), time.perf_counter()
     try:
-        report = run_stage()
+        report = stage.run(context)
     except Exception as err:  # every failure becomes a failed receipt, never a lost run
         expected = isinstance(err, DistillError | ValidationError | OSError)
         if not expected and os.environ.get("DISTILL_DEBUG") == "1":
@@ -195,7 +195,7 @@ def _run_stage(
         errors = stage_error_lines(err)
         return failed_receipt(
             run_id,
-            name,
+            stage.name,
             errors,
             sha=sha,
             params={},
@@ -243,18 +243,16 @@ def _summary(
     started: str,
     failed: str | None,
 ) -> RunSummary:
-    datasets = []
-    for export in ("rag", "sft", "preference"):
-        for digest in digest_files(home, [home.export_path(export)]):
-            datasets.append(
-                DatasetInfo(
-                    name=export, path=digest.path, records=digest.records, sha256=digest.sha256
-                )
-            )
+    exports = {stage.name: stage.export for stage in EXPORT_STAGES if stage.export}
+    datasets = [
+        DatasetInfo(name=export, path=digest.path, records=digest.records, sha256=digest.sha256)
+        for export in exports.values()
+        for digest in digest_files(home, [home.export_path(export)])
+    ]
     quarantine = {
-        receipt.stage.removeprefix("export_"): dict(receipt.counts.quarantined)
+        exports[receipt.stage]: dict(receipt.counts.quarantined)
         for receipt in receipts
-        if receipt.stage.startswith("export_") and receipt.counts
+        if receipt.stage in exports and receipt.counts
     }
     run_hash = None
     if failed is None:
