@@ -112,14 +112,14 @@ class Retriever:
         pool = candidates or max(100, top_k * 4)
         query_vector = self.embedder.embed([query])[0]
         if mode == "vector":
-            rows = self._vector(query_vector, top_k, where)
-            hits = self._hits(rows, "vector")[:top_k]
+            rows = self.vector_rows(query_vector, top_k, where)
+            hits = ranked_hits(rows, "vector")[:top_k]
         elif mode == "fts":
-            rows = self._fts(query, top_k, where)
-            hits = self._hits(rows, "fts")[:top_k]
+            rows = self.text_rows(query, top_k, where)
+            hits = ranked_hits(rows, "fts")[:top_k]
         else:
-            rows = self._vector(query_vector, pool, where)
-            text = self._fts(query, pool, where)
+            rows = self.vector_rows(query_vector, pool, where)
+            text = self.text_rows(query, pool, where)
             hits = fuse(rows, text, fusion=fusion, alpha=alpha)[:top_k]
             rows = rows + text
         vectors = {row["id"]: row["vector"] for row in rows}
@@ -131,7 +131,13 @@ class Retriever:
         bm25 = round(bm25_coverage(content_terms(query), content_terms(hit.text), self.terms), 4)
         return replace(hit, cosine=cosine, bm25=bm25, relevance=combine(cosine, bm25))
 
-    def _vector(self, vector: Any, limit: int, where: str | None) -> list[dict[str, Any]]:
+    def vector_rows(
+        self, vector: Any, limit: int, where: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The vector side of a hybrid search: the ``limit`` rows nearest to ``vector`` (an
+        embedded query) by cosine, best first, each with the hit's columns, its ``vector`` and
+        ``_raw_score`` (the cosine). ``where``: a filter on the rows, applied first. For
+        callers that time or combine the two sides themselves (``benchmarks/index.py``)."""
         from lancedb.query import LanceVectorQueryBuilder
 
         query = self.table.search(vector, query_type="vector")
@@ -146,7 +152,9 @@ class Retriever:
             row["_raw_score"] = 1.0 - float(row.pop("_distance"))
         return list(rows)
 
-    def _fts(self, query: str, limit: int, where: str | None) -> list[dict[str, Any]]:
+    def text_rows(self, query: str, limit: int, where: str | None = None) -> list[dict[str, Any]]:
+        """The full-text side of a hybrid search: the ``limit`` best BM25 matches of ``query``,
+        best first, each with the hit's columns, its ``vector`` and ``_raw_score`` (BM25)."""
         from lancedb.query import MatchQuery
 
         # a match query: quotes in the task are text, not phrase syntax (no positions stored)
@@ -159,9 +167,11 @@ class Retriever:
             row["_raw_score"] = float(row.pop("_score"))
         return list(rows)
 
-    @staticmethod
-    def _hits(rows: list[dict[str, Any]], mode: str) -> list[SearchHit]:
-        return [_hit(row, row["_raw_score"], {mode: rank}) for rank, row in enumerate(rows, 1)]
+
+def ranked_hits(rows: list[dict[str, Any]], mode: str) -> list[SearchHit]:
+    """One side's rows (``vector_rows`` or ``text_rows``) as hits ranked 1, 2, … in ``mode``,
+    scored by their ``_raw_score``."""
+    return [_hit(row, row["_raw_score"], {mode: rank}) for rank, row in enumerate(rows, 1)]
 
 
 def fuse(
