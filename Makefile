@@ -58,13 +58,13 @@ demo: models
 
 ## test: install dev extras, lint, type-check, run the whole suite
 test: install-dev models
-	$(BIN)/ruff check distill tests benchmarks
+	$(BIN)/ruff check distill tests benchmarks fixtures
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: install-dev
-	$(BIN)/ruff check distill tests benchmarks
-	$(BIN)/ruff format --check distill tests
+	$(BIN)/ruff check distill tests benchmarks fixtures
+	$(BIN)/ruff format --check distill tests benchmarks fixtures
 
 bench: install
 	$(BIN)/python benchmarks/pipeline.py

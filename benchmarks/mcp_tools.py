@@ -20,7 +20,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 from mcp import Client
@@ -78,7 +80,7 @@ async def warm_calls(home: Path, tasks: list[str], runs: int) -> dict[str, list[
         command=DISTILL[0], args=[*DISTILL[1:], "mcp", "--home", str(home)]
     )
     times: dict[str, list[float]] = {"search": [], "replay": []}
-    calls = {
+    calls: dict[str, Callable[[str], tuple[str, dict[str, Any]]]] = {
         "search": lambda task: ("search_playbooks", {"query": task, "top_k": 8}),
         "replay": lambda task: ("replay", {"task": task, "dry_run": True}),
     }

@@ -54,8 +54,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(REPO))
 
-from machine import describe  # noqa: E402  (benchmarks/machine.py)
-
+from benchmarks.machine import describe  # noqa: E402
 from distill.config import load_config  # noqa: E402
 from distill.home import Home  # noqa: E402
 from distill.stages import StageContext, StageReport, pipeline  # noqa: E402
@@ -669,7 +668,7 @@ def source_digest() -> str:
     files = sorted(
         Path(module.__file__)
         for name, module in list(sys.modules.items())
-        if (name == "distill" or name.startswith("distill.")) and getattr(module, "__file__", None)
+        if (name == "distill" or name.startswith("distill.")) and module.__file__
     )
     digest = hashlib.sha256()
     newest = 0.0
