@@ -21,9 +21,10 @@ from distill.home import Home
 from distill.index import PlaybookStore, Retriever
 from distill.jsonio import append_line_locked, model_line
 from distill.replay import build_bundle
-from distill.replay.config import local_settings, open_model
+from distill.replay.config import open_model
 from distill.replay.run import ReplayOptions, _evidence, _record
 from distill.replay.semantic import gate_answer
+from distill.settings import local_model
 
 
 def main() -> None:
@@ -39,7 +40,7 @@ def main() -> None:
         orjson.loads(line)["task"] for line in args.tasks.read_bytes().splitlines() if line.strip()
     ][: args.limit]
     retriever = Retriever(PlaybookStore(str(home.index_dir)))
-    model = open_model(local_settings(home))
+    model = open_model(local_model(home, os.environ))
     log = Path(os.environ.get("TMPDIR", "/tmp")) / "distill-bench-replay.jsonl"
     phases: dict[str, list[float]] = {
         k: [] for k in ("retrieval", "bundle", "generation", "gate", "log")

@@ -1,4 +1,8 @@
-"""distill.toml: collect limits and user-declared streams. Flags override it; it overrides env."""
+"""distill.toml: collect limits and user-declared streams.
+
+One precedence for every setting (``distill.settings``): flag > environment > file > default.
+distill.toml holds only ``[collect]`` and ``[sources.<name>]``, which have no flag or variable.
+"""
 
 from __future__ import annotations
 
@@ -41,9 +45,7 @@ def load_config(path: Path) -> Config:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: {err}") from err
-    unknown = set(raw) - {"collect", "sources", "export", "index", "replay"}
-    if unknown:
-        raise ConfigError(f"{path}: unknown section(s) {sorted(unknown)}")
+    _refuse_unread(path, raw)
     try:
         collect = CollectSettings.model_validate(raw.get("collect", {}))
     except ValidationError as err:
@@ -65,6 +67,32 @@ def load_config(path: Path) -> Config:
             )
         sources[name] = _user_source(path, name, table)
     return Config(collect=collect, sources=sources, path=path)
+
+
+# Sections an older distill.toml may hold that nothing reads: where their settings live instead.
+ELSEWHERE = {
+    "export": "export choices are flags: --include-review, --include-partial, --repo-root",
+    "index": "the index is set by --index-dir / $DISTILL_INDEX_URI and --embedder / "
+    "$DISTILL_EMBEDDER",
+    "replay": "replay settings live in models/models.toml ([local], [escalation], [replay] "
+    "min_relevance) and the flags of `distill replay`",
+}
+
+
+def _refuse_unread(path: Path, raw: dict[str, object]) -> None:
+    """Every section is read; one that is not would be silently ignored, so it is refused."""
+    moved = sorted(set(raw) & set(ELSEWHERE))
+    if moved:
+        raise ConfigError(
+            f"{path}: distill.toml has no [{moved[0]}] section",
+            hint=f"remove it: {ELSEWHERE[moved[0]]}",
+        )
+    unknown = set(raw) - {"collect", "sources"}
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown section(s) {sorted(unknown)}",
+            hint="distill.toml holds [collect] and [sources.<name>] tables",
+        )
 
 
 SOURCE_KEYS = sorted({*SourceSpec.model_fields, "response_field"} - {"name"})

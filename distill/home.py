@@ -1,14 +1,13 @@
-"""The home folder: where every stage reads and writes (`--home` > `$DISTILL_HOME` > cwd)."""
+"""The home folder: where every stage reads and writes (`--home` > `$DISTILL_HOME` > cwd,
+resolved by ``distill.settings.resolve_home``)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from distill.errors import ConfigError
 
-HOME_ENV = "DISTILL_HOME"
 SKIPS_FILE = "distillation_skips.jsonl"
 EXPORT_FILES = {
     "rag": Path("rag/playbooks.jsonl"),
@@ -24,10 +23,9 @@ class Home:
     root: Path
 
     @classmethod
-    def resolve(cls, flag: Path | None = None) -> Home:
-        """Flag first, then ``$DISTILL_HOME``, then the current directory."""
-        raw = flag if flag is not None else os.environ.get(HOME_ENV) or Path.cwd()
-        root = Path(raw).expanduser().resolve()
+    def resolve(cls, folder: Path | str | None = None) -> Home:
+        """The home at ``folder`` (``~`` expanded, made absolute), else the current directory."""
+        root = Path(folder if folder is not None else Path.cwd()).expanduser().resolve()
         if root.exists() and not root.is_dir():
             raise ConfigError(f"home {root} is a file, not a folder", hint="pass --home DIR")
         return cls(root)

@@ -28,6 +28,8 @@ def _isolated_home(
 ) -> None:
     monkeypatch.setenv("DISTILL_HOME", str(tmp_path_factory.mktemp("distill-home")))
     monkeypatch.delenv("DISTILL_DEBUG", raising=False)
+    # a model file written on first use goes here, never into the user's ~/.cache
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
 
 
 @pytest.fixture
@@ -90,7 +92,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Home:
     replay(  # one line of distill's own in the replay log
         home,
         "make the payments webhook idempotent",
-        ReplayOptions(dry_run=True),
+        ReplayOptions(dry_run=True, log=True),  # a dry run logs only when asked to
         retriever=lambda: Retriever(PlaybookStore(str(home.index_dir))),
         local=lambda: pytest.fail("a dry run loads no model"),
     )

@@ -48,18 +48,19 @@ def test_llama_build_flags() -> None:
     assert check.status == "warn" and "GGML_NATIVE=OFF" in (check.fix or "")
 
 
-def test_gguf_found_or_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gguf_found_or_missing(tmp_path: Path) -> None:
     home = Home(tmp_path)
     model = tmp_path / "m.gguf"
     model.write_bytes(b"GGUF" + b"\0" * 100)
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "models.toml").write_text(f'[local]\npath = "{model}"\n')
-    check = check_gguf(home)
+    check = check_gguf(home, {})
     assert check.status == "pass" and str(model) in check.detail and "sha256" in check.detail
-    model.unlink()
-    assert check_gguf(home).status in ("warn", "fail")  # warn when the GGUF package can write it
-    monkeypatch.setenv("DISTILL_MODEL_URL", "http://127.0.0.1:9/v1")
-    assert check_gguf(home).status == "pass"
+    elsewhere = tmp_path / "elsewhere.gguf"
+    model.rename(elsewhere)
+    assert check_gguf(home, {}).status in ("warn", "fail")  # warn when the package can write it
+    assert str(elsewhere) in check_gguf(home, {"DISTILL_GGUF": str(elsewhere)}).detail
+    assert check_gguf(home, {"DISTILL_MODEL_URL": "http://127.0.0.1:9/v1"}).status == "pass"
 
 
 def test_home_layout(tmp_path: Path) -> None:
@@ -77,12 +78,12 @@ def test_home_layout(tmp_path: Path) -> None:
 
 
 def test_index_missing_or_unreadable(tmp_path: Path) -> None:
-    home = Home(tmp_path)
-    assert check_index(home, None).status == "warn"
+    uri = str(Home(tmp_path).index_dir)
+    assert check_index(uri, None).status == "warn"
     broken = tmp_path / "index" / "playbooks.manifest.json"
     broken.parent.mkdir(parents=True, exist_ok=True)
     broken.write_text("{not json")
-    assert check_index(home, None).status == "fail"
+    assert check_index(uri, None).status == "fail"
 
 
 def test_lock_free_and_held(tmp_path: Path) -> None:
@@ -101,17 +102,18 @@ def test_disk_thresholds(tmp_path: Path) -> None:
     assert check_disk(home, free=2**20).status == "fail"
 
 
-def test_endpoints_not_configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("DISTILL_MODEL_URL", "DISTILL_ESCALATION_URL"):
-        monkeypatch.delenv(name, raising=False)
-    assert check_model_endpoint(Home(tmp_path)).status == "pass"
-    assert check_escalation_endpoint(Home(tmp_path)).status == "pass"
+def test_endpoints_not_configured(tmp_path: Path) -> None:
+    assert check_model_endpoint(Home(tmp_path), {}).status == "pass"
+    assert check_escalation_endpoint(Home(tmp_path), {}).status == "pass"
 
 
 def test_endpoint_unreachable_names_no_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DISTILL_ESCALATION_URL", f"http://127.0.0.1:9/{KEY}/v1")
-    monkeypatch.setenv("DISTILL_ESCALATION_API_KEY", KEY)
-    check = check_escalation_endpoint(Home(tmp_path))
+    monkeypatch.setenv("DISTILL_ESCALATION_API_KEY", KEY)  # scrub() redacts what is configured
+    env = {
+        "DISTILL_ESCALATION_URL": f"http://127.0.0.1:9/{KEY}/v1",
+        "DISTILL_ESCALATION_API_KEY": KEY,
+    }
+    check = check_escalation_endpoint(Home(tmp_path), env)
     assert check.status == "fail"
     assert KEY not in json.dumps(check.to_dict())
 
@@ -120,10 +122,10 @@ def test_endpoint_unreachable_names_no_key(tmp_path: Path, monkeypatch: pytest.M
 def test_endpoint_reachable_on_a_real_server(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str | int, status: str
 ) -> None:
+    monkeypatch.setenv("DISTILL_API_KEY", KEY)  # scrub() redacts what is configured
     with FakeUpstream(default=step) as upstream:
-        monkeypatch.setenv("DISTILL_MODEL_URL", upstream.url)
-        monkeypatch.setenv("DISTILL_API_KEY", KEY)
-        check = check_model_endpoint(Home(tmp_path))
+        env = {"DISTILL_MODEL_URL": upstream.url, "DISTILL_API_KEY": KEY}
+        check = check_model_endpoint(Home(tmp_path), env)
     assert check.status == status, check
     assert KEY not in json.dumps(check.to_dict())
 
@@ -140,5 +142,5 @@ def test_doctor_cli_json_and_exit_code(tmp_path: Path, monkeypatch: pytest.Monke
     assert payload["ok"] is False and statuses["escalation endpoint"] == "fail"
     assert statuses["python"] == "pass" and statuses["embedder"] == "pass"
     monkeypatch.delenv("DISTILL_ESCALATION_URL")
-    report = run_doctor(Home(tmp_path))
+    report = run_doctor(Home(tmp_path), os.environ)
     assert report.ok, [c for c in report.checks if c.status == "fail"]

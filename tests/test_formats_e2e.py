@@ -50,8 +50,7 @@ def search_first(home: Home, query: str) -> str:
     code, out, err = invoke("index", "search", query, "--home", str(home.root), "--json")
     assert code == 0, err
     payload: Any = orjson.loads(out)
-    hits = payload["hits"] if isinstance(payload, dict) else payload
-    return str(hits[0]["id"])
+    return str(payload["hits"][0]["id"])
 
 
 def dry_run(home: Home, task: str) -> dict[str, Any]:

@@ -183,8 +183,10 @@ def test_cli_build_stats_search_update(home: Home) -> None:
     found = runner.invoke(
         app, ["index", "search", "tax rounding", *args, "--mode", "fts", "--top-k", "3", "--json"]
     )
-    hits = orjson.loads(found.stdout)
-    assert len(hits) == 3 and all("tax" in h["text"].lower() for h in hits)
+    payload = orjson.loads(found.stdout)  # the shape POST /v1/search answers
+    hits = payload["hits"]
+    assert payload["mode"] == "fts" and payload["index_version"] == stats["version"]
+    assert [h["rank"] for h in hits] == [1, 2, 3] and all("tax" in h["text"].lower() for h in hits)
     human = runner.invoke(app, ["index", "search", "tax rounding", *args])
     assert human.exit_code == 0 and "hybrid search" in human.stdout
     updated = runner.invoke(app, ["index", "update", *args, "--embedder", "hash-384", "--json"])

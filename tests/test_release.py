@@ -153,7 +153,7 @@ def test_the_cli_freezes_and_prints_the_tag_command(release_home: Home) -> None:
     result = runner.invoke(
         app,
         ["release-freeze", "--home", str(release_home.root), "--embedder", "hash-384",
-         "--version", "v2026.11-data"],
+         "--name", "v2026.11-data"],
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     assert result.stdout.strip().startswith("git -C ")

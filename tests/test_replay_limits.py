@@ -16,13 +16,15 @@ import pytest
 from typer.testing import CliRunner
 
 from distill.cli import app
+from distill.errors import ConfigError
 from distill.home import Home
 from distill.replay import OpenAICompatibleClient, ReplayOptions, RetryPolicy, replay
-from distill.replay.config import ensure_gguf, replay_deadline
+from distill.replay.config import ensure_gguf
 from distill.replay.embedded import LlamaCppModel
 from distill.replay.limits import PROMPT_MARGIN, TaskTooLong, fit_bundle
 from distill.schemas import ReplayRun
 from distill.serve import ServeSettings, ServeState
+from distill.settings import replay_deadline
 
 from .conftest import REPO
 from .fake_upstream import FakeUpstream
@@ -261,14 +263,11 @@ def test_the_cli_deadline_bounds_a_hung_server_and_exits_1(
 
 
 @pytest.mark.parametrize("value", ["0", "-3", "soon", "inf"])
-def test_a_deadline_that_is_not_a_positive_number_is_refused(
-    value: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("DISTILL_REPLAY_DEADLINE", value)
-    with pytest.raises(Exception, match="DISTILL_REPLAY_DEADLINE"):
-        replay_deadline()
-    monkeypatch.delenv("DISTILL_REPLAY_DEADLINE")
-    assert replay_deadline() == 180.0 and replay_deadline(2.5) == 2.5
+def test_a_deadline_that_is_not_a_positive_number_is_refused(value: str) -> None:
+    with pytest.raises(ConfigError, match="DISTILL_REPLAY_DEADLINE"):
+        replay_deadline(None, {"DISTILL_REPLAY_DEADLINE": value})
+    assert replay_deadline(None, {}) == 180.0
+    assert replay_deadline(2.5, {"DISTILL_REPLAY_DEADLINE": "9"}) == 2.5  # the flag first
 
 
 def test_the_deadline_is_the_servers_setting_not_the_clients() -> None:

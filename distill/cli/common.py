@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
@@ -18,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from distill import settings
 from distill.config import Config, load_config
 from distill.errors import (
     ConfigError,
@@ -27,8 +29,10 @@ from distill.errors import (
     os_error,
 )
 from distill.home import Home
+from distill.index.search import DEFAULT_FUSION, Fusion, Mode
 from distill.lock import LockOwner, writer_lock
 from distill.secrets import scrub
+from distill.settings import IndexSettings
 from distill.sources.rows import normalise_time
 from distill.stage_report import StageReport
 
@@ -36,10 +40,36 @@ err_console = Console(stderr=True)
 P = ParamSpec("P")
 R = TypeVar("R")
 
+
+class SearchMode(StrEnum):
+    hybrid = "hybrid"
+    vector = "vector"
+    fts = "fts"
+
+
+class FusionChoice(StrEnum):
+    rrf = "rrf"
+    weighted = "weighted"
+
+
+class PromptStyleChoice(StrEnum):
+    chat = "chat"
+    completion = "completion"
+
+
+SEARCH_MODES: dict[SearchMode, Mode] = {
+    SearchMode.hybrid: "hybrid",
+    SearchMode.vector: "vector",
+    SearchMode.fts: "fts",
+}
+FUSIONS: dict[FusionChoice, Fusion] = {FusionChoice.rrf: "rrf", FusionChoice.weighted: "weighted"}
+DEFAULT_FUSION_CHOICE = FusionChoice(DEFAULT_FUSION)
+
 HomeOpt = Annotated[
     Path | None,
     typer.Option(
         "--home",
+        envvar=settings.HOME,
         help="Folder holding data/, exports/, reports/, index/. "
         "Default: $DISTILL_HOME, else the current directory.",
         show_default=False,
@@ -66,18 +96,90 @@ DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Compute and report; 
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print the machine result as JSON on stdout.")
 ]
-ModelOpt = Annotated[str | None, typer.Option("--model", help="Model name on the server.")]
+IndexDirOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--index-dir",
+        envvar=settings.INDEX_URI,
+        help="LanceDB database (any URI LanceDB accepts). Default: "
+        "$DISTILL_INDEX_URI, else <home>/index.",
+        show_default=False,
+    ),
+]
+EmbedderOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--embedder",
+        envvar=settings.EMBEDDER,
+        help="minilm (all-MiniLM-L6-v2, or the folder $DISTILL_EMBED_MODEL) or hash-<dim> "
+        "(seeded, no model). Default: $DISTILL_EMBEDDER, else minilm.",
+        show_default=False,
+    ),
+]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the hashing embedder.")]
+DriftOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--drift-threshold",
+        envvar=settings.DRIFT_THRESHOLD,
+        help="Relative change that counts as drift (default: $DISTILL_DRIFT_THRESHOLD, else 0.2).",
+        show_default=False,
+    ),
+]
+IncludeReviewOpt = Annotated[
+    bool, typer.Option("--include-review", help="RAG: also export needs_human_review runs.")
+]
+IncludePartialOpt = Annotated[
+    bool, typer.Option("--include-partial", help="SFT: also export partially_accepted runs.")
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        envvar=settings.MODEL,
+        help="Model name on the server (else $DISTILL_MODEL, else [local] model in "
+        "models/models.toml).",
+        show_default=False,
+    ),
+]
 ModelUrlOpt = Annotated[
     str | None,
     typer.Option(
         "--model-url",
-        help="OpenAI-compatible server for the local model "
-        "(else $DISTILL_MODEL_URL, else the embedded GGUF).",
+        envvar=settings.MODEL_URL,
+        help="OpenAI-compatible server for the local model (else $DISTILL_MODEL_URL, else "
+        "[local] url in models/models.toml, else the embedded GGUF).",
+        show_default=False,
     ),
 ]
 PromptStyleOpt = Annotated[
-    str | None,
-    typer.Option("--prompt-style", help="chat or completion (default: from the model)."),
+    PromptStyleChoice | None,
+    typer.Option(
+        "--prompt-style",
+        help="How the model is prompted (default: [local] prompt_style in models/models.toml, else "
+        "from the model).",
+        show_default=False,
+    ),
+]
+MinRelevanceOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--min-relevance",
+        help="Relevance (0-1: query cosine and BM25 combined) a retrieved playbook needs to "
+        "count for the task; when none has it, no model is called and the run abstains "
+        "(else [replay] min_relevance in models/models.toml, else the calibrated default).",
+        show_default=False,
+    ),
+]
+DeadlineOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--deadline",
+        envvar=settings.REPLAY_DEADLINE,
+        help="Seconds the model calls of one replay may take in all, retries and escalation "
+        "included (else $DISTILL_REPLAY_DEADLINE, else 180).",
+        show_default=False,
+    ),
 ]
 RepoRootOpt = Annotated[
     Path | None,
@@ -109,12 +211,12 @@ def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
                     raise
                 raise os_error(err) from err
         except DistillError as err:
-            if os.environ.get("DISTILL_DEBUG") == "1":
+            if os.environ.get(settings.DEBUG) == "1":
                 raise
             _print_error(err)
             raise typer.Exit(1) from None
         except ValidationError as err:
-            if os.environ.get("DISTILL_DEBUG") == "1":
+            if os.environ.get(settings.DEBUG) == "1":
                 raise
             err_console.print(f"[bold red]error:[/] {escape(format_validation_error(err))}")
             raise typer.Exit(1) from None
@@ -166,8 +268,18 @@ def home_writer(
 
 
 def resolve_home(flag: Path | None) -> tuple[Home, Config]:
-    home = Home.resolve(flag)
+    """The home (``--home`` > ``$DISTILL_HOME`` > the current directory) and its distill.toml."""
+    home = settings.resolve_home(flag, os.environ)
     return home, load_config(home.config_path)
+
+
+def index_at(
+    home: Home, index_dir: str | None, embedder: str | None = None, seed: int = 0
+) -> IndexSettings:
+    """The index settings from the flags and the environment (``distill.settings``)."""
+    return settings.index_settings(
+        home, os.environ, index_dir=index_dir, embedder=embedder, seed=seed
+    )
 
 
 def resolve_recorded_at(value: str | None) -> str:
@@ -182,10 +294,13 @@ def resolve_recorded_at(value: str | None) -> str:
     return normalised
 
 
-def print_json(payload: Any) -> None:
-    """``payload`` as indented JSON on stdout, with every configured secret redacted."""
-    text = orjson.dumps(payload, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS, default=str)
+def print_json(payload: Any, *, one_line: bool = False) -> None:
+    """``payload`` as JSON on stdout (indented, or ``one_line`` for a reader that waits on a
+    line, such as a supervisor reading ``serve --json``), with every configured secret redacted."""
+    option = orjson.OPT_SORT_KEYS | (0 if one_line else orjson.OPT_INDENT_2)
+    text = orjson.dumps(payload, option=option, default=str)
     sys.stdout.write(scrub(text.decode()) + "\n")
+    sys.stdout.flush()
 
 
 def print_report(report: StageReport) -> None:

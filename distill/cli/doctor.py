@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from distill.cli.common import HomeOpt, JsonOpt, err_console, handles_errors, print_json
 from distill.doctor import DoctorCheck, run_doctor
-from distill.home import Home
 from distill.secrets import scrub
+from distill.settings import resolve_home
 
 _COLOUR = {"pass": "green", "warn": "yellow", "fail": "red"}
 
@@ -29,7 +31,7 @@ def doctor_command(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
         if check.fix and check.status != "pass":
             typer.echo(f"      {'':<20} fix: {scrub(check.fix)}")
 
-    report = run_doctor(Home.resolve(home), on_check=show)
+    report = run_doctor(resolve_home(home, os.environ), os.environ, on_check=show)
     if as_json:
         print_json(report.to_dict())
     else:

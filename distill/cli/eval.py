@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -11,26 +12,28 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeElapsedColumn
 
+from distill import settings
 from distill.cli.common import (
+    FUSIONS,
+    EmbedderOpt,
+    FusionChoice,
     HomeOpt,
+    IndexDirOpt,
     JsonOpt,
+    MinRelevanceOpt,
     err_console,
     handles_errors,
+    index_at,
     print_json,
     resolve_home,
     table,
 )
-from distill.cli.index import IndexDirOpt
-from distill.cli.replay import MinRelevanceOpt
 from distill.errors import ConfigError
 from distill.eval import ALL_MODES, RetrievalReport, load_beir, run_retrieval_eval, settings_for
 from distill.eval.abstain import evaluate_task_retrieval, task_retrieval_report
 from distill.eval.replay_eval import load_tasks
 from distill.eval.retrieval import EvalMode
-from distill.index import PlaybookStore, Retriever, make_embedder
-from distill.index.search import DEFAULT_ALPHA, Fusion
-from distill.index.store import resolve_index_uri
-from distill.replay.config import min_relevance
+from distill.index.search import DEFAULT_ALPHA
 
 app = typer.Typer(no_args_is_help=True, help="Measure how well the index retrieves.")
 
@@ -43,11 +46,6 @@ class ModeChoice(StrEnum):
     all = "all"
 
 
-class FusionChoice(StrEnum):
-    rrf = "rrf"
-    weighted = "weighted"
-
-
 _MODES: dict[ModeChoice, list[EvalMode]] = {
     ModeChoice.fts: ["fts"],
     ModeChoice.vector: ["vector"],
@@ -55,7 +53,6 @@ _MODES: dict[ModeChoice, list[EvalMode]] = {
     ModeChoice.jaccard: ["jaccard"],
     ModeChoice.all: list(ALL_MODES),
 }
-_FUSIONS: dict[FusionChoice, Fusion] = {FusionChoice.rrf: "rrf", FusionChoice.weighted: "weighted"}
 
 
 @app.command("retrieval")
@@ -94,14 +91,7 @@ def retrieval_command(
         float,
         typer.Option("--alpha", help="Weighted fusion: weight of the vector side.", min=0, max=1),
     ] = DEFAULT_ALPHA,
-    embedder: Annotated[
-        str | None,
-        typer.Option(
-            "--embedder",
-            help="minilm or hash-<dim> (default: $DISTILL_EMBEDDER, else minilm).",
-            show_default=False,
-        ),
-    ] = None,
+    embedder: EmbedderOpt = None,
     limit_queries: Annotated[
         int | None,
         typer.Option("--limit-queries", help="Score only the first N judged queries.", min=1),
@@ -116,7 +106,8 @@ def retrieval_command(
     Reports nDCG@10, Recall@10, Recall@100, MRR@10 and query latency (p50/p95) per mode, and
     the embedding rate. Mode jaccard is the old token-overlap baseline, for comparison.
     Example: distill eval retrieval --beir data/scifact --split test --mode hybrid.
-    With --tasks FILE instead, the home's own index is searched for each replay task.
+    With --tasks FILE instead, the home's own index is searched for each replay task
+    (--home, --index-dir and --min-relevance apply to --tasks).
     """
     if (beir is None) == (tasks is None):
         raise ConfigError("give one of --beir DIR or --tasks FILE", hint="see --help")
@@ -128,8 +119,11 @@ def retrieval_command(
         raise ConfigError(f"--split {split!r} is not a split name", hint="e.g. --split test")
     dataset = load_beir(beir, split).limited(limit_queries)
     modes = _MODES[mode]
-    chosen = make_embedder(embedder) if modes != ["jaccard"] else None
-    settings = settings_for(modes, _FUSIONS[fusion], alpha)
+    index = settings.index_settings(
+        settings.resolve_home(home, os.environ), os.environ, embedder=embedder
+    )
+    chosen = index.make_embedder() if modes != ["jaccard"] else None
+    scored = settings_for(modes, FUSIONS[fusion], alpha)
     err_console.print(
         f"{dataset.name} ({split}): {len(dataset.docs)} docs, {len(dataset.qrels)} queries",
         highlight=False,
@@ -150,7 +144,7 @@ def retrieval_command(
                 bars[phase] = bar.add_task(label, total=total)
             bar.update(bars[phase], completed=done, total=total)
 
-        report = run_retrieval_eval(dataset, chosen, settings, progress=on_progress)
+        report = run_retrieval_eval(dataset, chosen, scored, progress=on_progress)
     _print_report(report, Console() if not as_json else err_console)
     if as_json:
         print_json(report.to_dict())
@@ -161,8 +155,8 @@ def _task_retrieval(
 ) -> None:
     resolved, _ = resolve_home(home)
     items = load_tasks(tasks)
-    chosen = min_relevance(resolved, threshold)
-    retriever = Retriever(PlaybookStore(resolve_index_uri(index_dir, resolved.index_dir)))
+    chosen = settings.min_relevance(resolved, threshold)
+    retriever = index_at(resolved, index_dir).retriever()
     with err_console.status("searching…") as status:
         results = evaluate_task_retrieval(
             retriever, items, progress=lambda n, total: status.update(f"task {n}/{total}…")

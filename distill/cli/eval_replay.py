@@ -2,30 +2,32 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
+from distill import settings
 from distill.cli.common import (
     HomeOpt,
+    IndexDirOpt,
     JsonOpt,
+    MinRelevanceOpt,
     ModelOpt,
     ModelUrlOpt,
+    PromptStyleOpt,
     RepoRootOpt,
     err_console,
     handles_errors,
+    index_at,
     print_json,
     resolve_home,
     table,
 )
-from distill.cli.index import IndexDirOpt
-from distill.cli.replay import MinRelevanceOpt
 from distill.eval.replay_eval import evaluate_replay, load_tasks, replay_report
-from distill.index import PlaybookStore, Retriever
-from distill.index.store import resolve_index_uri
-from distill.replay.config import escalation_settings, local_settings, min_relevance, open_model
+from distill.replay.config import open_model
 
 
 @handles_errors
@@ -44,6 +46,7 @@ def eval_replay_command(
     limit: Annotated[int | None, typer.Option("--limit", help="Only the first N tasks.")] = None,
     model_url: ModelUrlOpt = None,
     model: ModelOpt = None,
+    prompt_style: PromptStyleOpt = None,
     allow_escalation: Annotated[
         bool, typer.Option("--allow-escalation", help="Let failed answers escalate.")
     ] = False,
@@ -67,16 +70,18 @@ def eval_replay_command(
     """
     resolved, _ = resolve_home(home)
     items = load_tasks(tasks, limit)
-    settings = local_settings(resolved, url=model_url, model=model)
-    escalation = escalation_settings(resolved)
-    uri = resolve_index_uri(index_dir, resolved.index_dir)
-    threshold = min_relevance(resolved, min_relevance_)
+    local = settings.local_model(
+        resolved, os.environ, url=model_url, model=model, prompt_style=prompt_style
+    )
+    escalation = settings.escalation_model(resolved, os.environ)
+    index = index_at(resolved, index_dir)
+    threshold = settings.min_relevance(resolved, min_relevance_)
     with err_console.status("evaluating…") as status:
         arms = evaluate_replay(
             resolved,
             items,
-            retriever=lambda: Retriever(PlaybookStore(uri)),
-            local=lambda: open_model(settings),
+            retriever=index.retriever,
+            local=lambda: open_model(local),
             escalation=(lambda: open_model(escalation)) if escalation else None,
             allow_escalation=allow_escalation,
             log=log,
@@ -86,7 +91,7 @@ def eval_replay_command(
         )
     report = replay_report(arms, threshold)
     if as_json:
-        model_name = settings.url or str(settings.path)
+        model_name = local.url or str(local.path)
         print_json({"tasks": len(items), "model": model_name, **report})
         return
     console = Console()

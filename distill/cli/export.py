@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
 from distill.cli.common import (
     DryRunOpt,
     HomeOpt,
+    IncludePartialOpt,
+    IncludeReviewOpt,
     JsonOpt,
     NoWaitOpt,
     RecordedAtOpt,
@@ -32,13 +33,6 @@ from distill.stages.registry import (
 )
 
 app = typer.Typer(no_args_is_help=True, help="Write the datasets from data/scored-runs/.")
-
-IncludeReviewOpt = Annotated[
-    bool, typer.Option("--include-review", help="RAG: also export needs_human_review runs.")
-]
-IncludePartialOpt = Annotated[
-    bool, typer.Option("--include-partial", help="SFT: also export partially_accepted runs.")
-]
 
 
 def _run(

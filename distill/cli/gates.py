@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
+from distill import settings
 from distill.cli.common import (
+    DriftOpt,
+    EmbedderOpt,
     HomeOpt,
+    IndexDirOpt,
     JsonOpt,
     NoWaitOpt,
+    SeedOpt,
     err_console,
     handles_errors,
     home_writer,
+    index_at,
     print_json,
     resolve_home,
 )
-from distill.cli.index import EmbedderOpt, IndexDirOpt, SeedOpt
-from distill.cli.runs import DriftOpt
 from distill.errors import ValidationFailed
-from distill.runs import resolve_threshold
+from distill.home import Home
 from distill.runs.audit import AuditOptions, run_audit, write_audit_report
 from distill.runs.release import release_freeze
 from distill.schemas import AUDIT_GROUPS, AuditReport
@@ -72,15 +78,8 @@ def audit_full_command(
     Never modifies a pipeline output. Exit code 1 when a required check fails.
     """
     resolved, config = resolve_home(home)
-    options = AuditOptions(
-        full=full,
-        threshold=resolve_threshold(drift_threshold),
-        index_uri=index_dir,
-        embedder=embedder,
-        seed=seed,
-        task=task,
-        skip=frozenset(skip or ()),
-    )
+    options = _audit_options(resolved, drift_threshold, index_dir, embedder, seed)
+    options = replace(options, full=full, task=task, skip=frozenset(skip or ()))
     with (
         home_writer(resolved, "audit-full", no_wait, sweep=False),
         err_console.status("audit-full…") as status,
@@ -100,6 +99,19 @@ def audit_full_command(
     ]
     if failed:
         raise ValidationFailed(f"audit-full: {len(failed)} required check(s) failed", failed)
+
+
+def _audit_options(
+    home: Home, drift: float | None, index_dir: str | None, embedder: str | None, seed: int
+) -> AuditOptions:
+    """The drift threshold and the index, resolved as run-all resolves them."""
+    index = index_at(home, index_dir, embedder, seed)
+    return AuditOptions(
+        threshold=settings.drift_threshold(drift, os.environ),
+        index_uri=index.uri,
+        embedder=index.embedder,
+        seed=index.seed,
+    )
 
 
 def _print_audit(report: AuditReport) -> None:
@@ -129,10 +141,10 @@ def _print_audit(report: AuditReport) -> None:
 @handles_errors
 def release_freeze_command(
     home: HomeOpt = None,
-    version: Annotated[
+    name: Annotated[
         str | None,
         typer.Option(
-            "--version",
+            "--name",
             help="Release name, used for the tag (default: data-<first 12 of the run_hash>).",
             show_default=False,
         ),
@@ -153,12 +165,7 @@ def release_freeze_command(
     Exit code 1 naming the failed gates.
     """
     resolved, config = resolve_home(home)
-    options = AuditOptions(
-        threshold=resolve_threshold(drift_threshold),
-        index_uri=index_dir,
-        embedder=embedder,
-        seed=seed,
-    )
+    options = _audit_options(resolved, drift_threshold, index_dir, embedder, seed)
     with (
         home_writer(resolved, "release-freeze", no_wait, sweep=False),
         err_console.status("release-freeze…") as status,
@@ -167,7 +174,7 @@ def release_freeze_command(
             resolved,
             config,
             options,
-            version=version,
+            version=name,
             on_step=lambda s: status.update(f"release-freeze: {s}…"),
         )
     for gate in result.gates:

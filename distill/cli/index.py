@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,85 +12,79 @@ from rich.console import Console
 from rich.markup import escape
 
 from distill.cli.common import (
+    DEFAULT_FUSION_CHOICE,
+    FUSIONS,
+    SEARCH_MODES,
+    DryRunOpt,
+    EmbedderOpt,
+    FusionChoice,
     HomeOpt,
+    IndexDirOpt,
     JsonOpt,
     NoWaitOpt,
+    SearchMode,
+    SeedOpt,
     err_console,
     handles_errors,
     home_writer,
+    index_at,
     print_json,
     print_report,
     resolve_home,
     table,
 )
 from distill.errors import ValidationFailed
-from distill.index import PlaybookStore, Retriever, make_embedder
+from distill.index import PlaybookStore
 from distill.index.maintenance import cleanup
-from distill.index.search import DEFAULT_ALPHA, DEFAULT_FUSION, Fusion, Mode
+from distill.index.search import DEFAULT_ALPHA, search_payload
 from distill.index.stage import index_export
-from distill.index.store import DEFAULT_ANN_THRESHOLD, resolve_index_uri
+from distill.index.store import DEFAULT_ANN_THRESHOLD
 
 app = typer.Typer(no_args_is_help=True, help="Build, update, inspect and search the index.")
 
-IndexDirOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--index-dir",
-        help="LanceDB database (any URI LanceDB accepts). Default: "
-        "$DISTILL_INDEX_URI, else <home>/index.",
-        show_default=False,
-    ),
-]
-EmbedderOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--embedder",
-        help="minilm (all-MiniLM-L6-v2) or hash-<dim> (seeded, no model). "
-        "Default: $DISTILL_EMBEDDER, else minilm.",
-        show_default=False,
-    ),
-]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the hashing embedder.")]
 AnnOpt = Annotated[
     int, typer.Option("--ann-threshold", help="Rows from which an ANN vector index is built.")
 ]
 
 
-def _build(
-    home: HomeOpt,
-    index_dir: IndexDirOpt,
-    embedder: EmbedderOpt,
-    seed: int,
-    ann_threshold: int,
-    as_json: bool,
-    *,
-    rebuild: bool,
-    no_wait: bool,
-) -> None:
-    resolved, _ = resolve_home(home)
-    uri = resolve_index_uri(index_dir, resolved.index_dir)
+@dataclass(frozen=True)
+class _BuildFlags:
+    home: Path | None
+    index_dir: str | None
+    embedder: str | None
+    seed: int
+    ann_threshold: int
+    dry_run: bool
+    no_wait: bool
+    as_json: bool
+
+
+def _build(flags: _BuildFlags, *, rebuild: bool) -> None:
+    resolved, _ = resolve_home(flags.home)
+    index = index_at(resolved, flags.index_dir, flags.embedder, flags.seed)
     command = "index build" if rebuild else "index update"
     with (
-        home_writer(resolved, command, no_wait),
+        home_writer(resolved, command, flags.no_wait, dry_run=flags.dry_run),
         err_console.status("loading the embedder…") as status,
     ):
-        model = make_embedder(embedder, seed=seed)
         report, result = index_export(
             resolved,
-            uri,
-            model,
+            index.uri,
+            index.make_embedder(),
             rebuild=rebuild,
-            ann_threshold=ann_threshold,
+            ann_threshold=flags.ann_threshold,
             progress=lambda done, total: status.update(f"embedding {done:,}/{total:,}…"),
+            dry_run=flags.dry_run,
         )
     print_report(report)
+    verb = "would embed" if flags.dry_run else "embedded"
     err_console.print(
-        f"  embedded {result.embedded}, inserted {result.inserted}, updated {result.updated}, "
+        f"  {verb} {result.embedded}, inserted {result.inserted}, updated {result.updated}, "
         f"deleted {result.deleted}, unchanged {result.unchanged}; table version "
         f"{result.version}",
         highlight=False,
     )
-    if as_json:
+    if flags.as_json:
         print_json({**report.to_dict(), "index": result.__dict__})
     if not report.passed:
         raise ValidationFailed(f"{command} failed its own checks", report.errors)
@@ -102,11 +98,16 @@ def build_command(
     embedder: EmbedderOpt = None,
     seed: SeedOpt = 0,
     ann_threshold: AnnOpt = DEFAULT_ANN_THRESHOLD,
+    dry_run: DryRunOpt = False,
     no_wait: NoWaitOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Embed every playbook in exports/rag/playbooks.jsonl and publish a new table version."""
-    _build(home, index_dir, embedder, seed, ann_threshold, as_json, rebuild=True, no_wait=no_wait)
+    """Embed every playbook in exports/rag/playbooks.jsonl and publish a new table version.
+
+    Exit code 1 when the new version fails its own checks (its ids are not the export's).
+    """
+    flags = _BuildFlags(home, index_dir, embedder, seed, ann_threshold, dry_run, no_wait, as_json)
+    _build(flags, rebuild=True)
 
 
 @app.command("update")
@@ -117,11 +118,16 @@ def update_command(
     embedder: EmbedderOpt = None,
     seed: SeedOpt = 0,
     ann_threshold: AnnOpt = DEFAULT_ANN_THRESHOLD,
+    dry_run: DryRunOpt = False,
     no_wait: NoWaitOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Embed only new or changed playbooks (by sig_hash), delete those gone, refresh indexes."""
-    _build(home, index_dir, embedder, seed, ann_threshold, as_json, rebuild=False, no_wait=no_wait)
+    """Embed only new or changed playbooks (by sig_hash), delete those gone, refresh indexes.
+
+    Exit code 1 when the new version fails its own checks (its ids are not the export's).
+    """
+    flags = _BuildFlags(home, index_dir, embedder, seed, ann_threshold, dry_run, no_wait, as_json)
+    _build(flags, rebuild=False)
 
 
 @app.command("cleanup")
@@ -141,7 +147,7 @@ def cleanup_command(
 ) -> None:
     """Remove old table versions and files an interrupted build left; keep the published one."""
     resolved, _ = resolve_home(home)
-    store = PlaybookStore(resolve_index_uri(index_dir, resolved.index_dir))
+    store = PlaybookStore(index_at(resolved, index_dir).uri)
     with home_writer(resolved, "index cleanup", no_wait):
         result = cleanup(store, timedelta(days=older_than_days))
     err_console.print(
@@ -160,7 +166,7 @@ def stats_command(
 ) -> None:
     """Rows, published version, embedder, unindexed rows and size of the index."""
     resolved, _ = resolve_home(home)
-    stats = PlaybookStore(resolve_index_uri(index_dir, resolved.index_dir)).stats()
+    stats = PlaybookStore(index_at(resolved, index_dir).uri).stats()
     if as_json:
         print_json(stats)
         return
@@ -187,15 +193,18 @@ def search_command(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     home: HomeOpt = None,
     index_dir: IndexDirOpt = None,
-    mode: Annotated[str, typer.Option("--mode", help="hybrid, vector or fts.")] = "hybrid",
-    top_k: Annotated[int, typer.Option("--top-k", help="How many hits.")] = 8,
+    mode: Annotated[SearchMode, typer.Option("--mode", help="How to search.")] = (
+        SearchMode.hybrid
+    ),
+    top_k: Annotated[int, typer.Option("--top-k", help="How many hits.", min=1)] = 8,
     category: Annotated[str | None, typer.Option("--category", help="Only this category.")] = None,
     source: Annotated[str | None, typer.Option("--source", help="Only this source stream.")] = None,
     fusion: Annotated[
-        str, typer.Option("--fusion", help="Hybrid fusion: rrf or weighted.")
-    ] = DEFAULT_FUSION,
+        FusionChoice, typer.Option("--fusion", help="Hybrid fusion.")
+    ] = DEFAULT_FUSION_CHOICE,
     alpha: Annotated[
-        float, typer.Option("--alpha", help="Weighted fusion: weight of the vector side.")
+        float,
+        typer.Option("--alpha", help="Weighted fusion: weight of the vector side.", min=0, max=1),
     ] = DEFAULT_ALPHA,
     as_json: JsonOpt = False,
 ) -> None:
@@ -203,23 +212,22 @@ def search_command(
 
     Ranked by the fused score (normalised per query); each hit also shows its relevance, an
     absolute 0-1 signal (query cosine and BM25 combined) that replay compares with
-    --min-relevance.
+    --min-relevance. --json prints what POST /v1/search answers: {index_version, mode, hits:
+    [{rank, id, score, relevance, …}]}.
     """
-    if mode not in ("hybrid", "vector", "fts") or fusion not in ("rrf", "weighted"):
-        raise typer.BadParameter("--mode is hybrid|vector|fts, --fusion is rrf|weighted")
     resolved, _ = resolve_home(home)
-    retriever = Retriever(PlaybookStore(resolve_index_uri(index_dir, resolved.index_dir)))
+    retriever = index_at(resolved, index_dir).retriever()
     hits = retriever.search(
         query,
-        mode=_mode(mode),
+        mode=SEARCH_MODES[mode],
         top_k=top_k,
         category=category,
         source=source,
-        fusion=_fusion(fusion),
+        fusion=FUSIONS[fusion],
         alpha=alpha,
     )
     if as_json:
-        print_json([hit.to_dict() for hit in hits])
+        print_json(search_payload(retriever.version, SEARCH_MODES[mode], hits))
         return
     rows = [
         [
@@ -233,12 +241,4 @@ def search_command(
         for rank, hit in enumerate(hits, 1)
     ]
     columns = ["#", "id", "score", "relevance", "category", "title"]
-    Console().print(table(f"{mode} search: {escape(query)}", columns, rows))
-
-
-def _mode(value: str) -> Mode:
-    return "vector" if value == "vector" else "fts" if value == "fts" else "hybrid"
-
-
-def _fusion(value: str) -> Fusion:
-    return "weighted" if value == "weighted" else "rrf"
+    Console().print(table(f"{mode.value} search: {escape(query)}", columns, rows))

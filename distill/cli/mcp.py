@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from typing import Annotated, Literal
 
 import typer
 
 from distill.cli.common import (
+    DeadlineOpt,
     HomeOpt,
+    IndexDirOpt,
+    MinRelevanceOpt,
     ModelOpt,
     ModelUrlOpt,
     PromptStyleOpt,
     RepoRootOpt,
     err_console,
     handles_errors,
+    index_at,
     resolve_home,
 )
-from distill.cli.index import IndexDirOpt
-from distill.cli.replay import DeadlineOpt, MinRelevanceOpt
 from distill.cli.serve import (
     HostOpt,
     MaxBodyOpt,
@@ -31,7 +34,7 @@ from distill.cli.serve import (
     warm_state,
 )
 from distill.errors import DistillError
-from distill.replay.config import local_settings
+from distill.settings import local_model
 
 MCP_INSTALL = "pip install 'distill[mcp]'"
 
@@ -76,7 +79,9 @@ def mcp_command(
     from distill.serve.server import log_config
 
     resolved, _ = resolve_home(home)
-    model_settings = local_settings(resolved, url=model_url, model=model, prompt_style=prompt_style)
+    model_settings = local_model(
+        resolved, os.environ, url=model_url, model=model, prompt_style=prompt_style
+    )
     settings = server_settings(
         resolved,
         model_settings,
@@ -89,7 +94,7 @@ def mcp_command(
         deadline=deadline,
         min_relevance_=min_relevance_,
     )
-    state = warm_state(resolved, settings, model_settings, index_dir=index_dir)
+    state = warm_state(resolved, settings, model_settings, index_at(resolved, index_dir))
     if transport == "stdio":
         load_warm(state, model=False)  # an agent waits on the handshake: the model loads later
         run_stdio(state)

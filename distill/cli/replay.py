@@ -2,65 +2,53 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
+from distill import settings
 from distill.cli.common import (
+    DeadlineOpt,
     HomeOpt,
+    IndexDirOpt,
     JsonOpt,
+    MinRelevanceOpt,
     ModelOpt,
     ModelUrlOpt,
     PromptStyleOpt,
     RepoRootOpt,
     err_console,
     handles_errors,
+    index_at,
     print_json,
     resolve_home,
 )
-from distill.cli.index import IndexDirOpt
 from distill.errors import ConfigError, DistillError
-from distill.index import PlaybookStore, Retriever
-from distill.index.store import resolve_index_uri
 from distill.replay import ReplayOptions, replay
-from distill.replay.config import (
-    escalation_settings,
-    local_settings,
-    min_relevance,
-    open_model,
-    replay_deadline,
-)
-from distill.replay.limits import DEADLINE_ENV
-from distill.replay.remote import replay_remote, token_from_env
+from distill.replay.config import open_model
+from distill.replay.remote import replay_remote
 from distill.replay.run import abstain_answer, scrubbed_run
 from distill.schemas import ReplayRequest, ReplayRun
 
 EXIT_GATE_FAILED = 2
 EXIT_ABSTAINED = 3
-MinRelevanceOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--min-relevance",
-        help="Relevance (0-1: query cosine and BM25 combined) a retrieved playbook needs to "
-        "count for the task; when none has it, no model is called and the run abstains "
-        "(else [replay] min_relevance in models/models.toml, else the calibrated default).",
-        show_default=False,
-    ),
-]
-DeadlineOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--deadline",
-        help="Seconds the model calls of one replay may take in all, retries and escalation "
-        f"included (else ${DEADLINE_ENV}, else 180).",
-        show_default=False,
-    ),
-]
+SERVER_SIDE = {  # the server's settings, never a request's: parameter name -> flag
+    "home": "--home",
+    "model": "--model",
+    "model_url": "--model-url",
+    "prompt_style": "--prompt-style",
+    "repo_root": "--repo-root",
+    "index_dir": "--index-dir",
+    "deadline": "--deadline",
+    "min_relevance_": "--min-relevance",
+}
 
 
 @handles_errors
 def replay_command(
+    ctx: typer.Context,
     task: Annotated[str, typer.Option("--task", help="What the agent needs done.")],
     home: HomeOpt = None,
     task_id: Annotated[str | None, typer.Option("--task-id", help="Your id for the task.")] = None,
@@ -81,7 +69,7 @@ def replay_command(
     ] = False,
     dry_run: Annotated[
         bool,
-        typer.Option("--dry-run", help="Build and print the bundle; call no model (still logged)."),
+        typer.Option("--dry-run", help="Build and print the bundle; call no model, log nothing."),
     ] = False,
     model: ModelOpt = None,
     model_url: ModelUrlOpt = None,
@@ -108,21 +96,10 @@ def replay_command(
     Exit codes: 0 the final answer passed the gate (or --dry-run), 2 it did not, 3 abstained
     (no retrieved playbook clears --min-relevance: the team has not done this; no model was
     called), 1 an error (a model that failed or missed the deadline included: its run is still
-    logged). Every run, abstained or not, is logged.
+    logged). Every run, abstained or not, is logged; a dry run writes nothing.
     """
     if server:
-        _refuse_server_side(
-            {
-                "--home": home,
-                "--model": model,
-                "--model-url": model_url,
-                "--prompt-style": prompt_style,
-                "--repo-root": repo_root,
-                "--index-dir": index_dir,
-                "--deadline": deadline,
-                "--min-relevance": min_relevance_,
-            }
-        )
+        _refuse_server_side(ctx)
         request = ReplayRequest(
             task=task,
             task_id=task_id,
@@ -133,32 +110,35 @@ def replay_command(
             dry_run=dry_run,
             max_tokens=max_tokens,
         )
+        token = settings.serve_token(os.environ)
         with err_console.status("replaying on the server…"):
-            run = scrubbed_run(replay_remote(server, request, token=token_from_env()))
+            run = scrubbed_run(replay_remote(server, request, token=token))
     else:
         resolved, _ = resolve_home(home)
-        settings = local_settings(resolved, url=model_url, model=model, prompt_style=prompt_style)
-        escalation = escalation_settings(resolved)
-        uri = resolve_index_uri(index_dir, resolved.index_dir)
+        local = settings.local_model(
+            resolved, os.environ, url=model_url, model=model, prompt_style=prompt_style
+        )
+        escalation = settings.escalation_model(resolved, os.environ)
+        index = index_at(resolved, index_dir)
         options = ReplayOptions(
             top_k=top_k,
             no_retrieval=no_retrieval,
             dry_run=dry_run,
             allow_escalation=allow_escalation,
             local_only=local_only,
-            max_tokens=max_tokens or settings.max_tokens,
+            max_tokens=max_tokens or local.max_tokens,
             repo_root=repo_root,
             task_id=task_id,
-            deadline=replay_deadline(deadline),
-            min_relevance=min_relevance(resolved, min_relevance_),
+            deadline=settings.replay_deadline(deadline, os.environ),
+            min_relevance=settings.min_relevance(resolved, min_relevance_),
         )
         with err_console.status("replaying…"):
             run = replay(
                 resolved,
                 task,
                 options,
-                retriever=lambda: Retriever(PlaybookStore(uri)),
-                local=lambda: open_model(settings),
+                retriever=index.retriever,
+                local=lambda: open_model(local),
                 escalation=(lambda: open_model(escalation)) if escalation else None,
             )
     if as_json:
@@ -183,14 +163,21 @@ def _raise_model_failure(run: ReplayRun) -> None:
         )
 
 
-def _refuse_server_side(flags: dict[str, object]) -> None:
-    """The model, index, home and repo root are the server's settings, never a request's."""
-    given = [flag for flag, value in flags.items() if value is not None]
+def _refuse_server_side(ctx: typer.Context) -> None:
+    """The model, index, home and repo root are the server's settings, never a request's; a
+    flag given on the command line is refused (the same setting from the environment is not
+    this request's: it is ignored)."""
+    given = [flag for name, flag in SERVER_SIDE.items() if _on_command_line(ctx, name)]
     if given:
         raise ConfigError(
             f"{', '.join(given)} cannot be combined with --server: they are the server's settings",
             hint="set them on `distill serve`, or drop --server",
         )
+
+
+def _on_command_line(ctx: typer.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)  # by name: typer ships its own copy of click
+    return source is not None and source.name == "COMMANDLINE"
 
 
 def _print_run(run: ReplayRun) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -9,40 +10,37 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from distill import settings
 from distill.cli.common import (
+    DriftOpt,
     DryRunOpt,
+    EmbedderOpt,
     HomeOpt,
+    IncludePartialOpt,
+    IncludeReviewOpt,
+    IndexDirOpt,
     JsonOpt,
     NoWaitOpt,
     RecordedAtOpt,
     RepoRootOpt,
+    SeedOpt,
     err_console,
     handles_errors,
     home_writer,
+    index_at,
     print_json,
     print_report,
     resolve_home,
     resolve_recorded_at,
     table,
 )
-from distill.cli.export import IncludePartialOpt, IncludeReviewOpt
-from distill.cli.index import EmbedderOpt, IndexDirOpt, SeedOpt
 from distill.errors import ValidationFailed
-from distill.runs import RunOptions, find_run, load_summary, resolve_threshold, run_all
+from distill.runs import RunOptions, find_run, load_summary, run_all
 from distill.runs.acceptance import DEFAULT_FIXTURE, run_acceptance, write_acceptance_report
 from distill.runs.preview import RunPreview, preview_all
 from distill.schemas import RunSummary
 
 receipts_app = typer.Typer(no_args_is_help=True, help="Inspect the receipts of past runs.")
-
-DriftOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--drift-threshold",
-        help="Relative change that counts as drift (default 0.2, or $DISTILL_DRIFT_THRESHOLD).",
-        show_default=False,
-    ),
-]
 
 
 @handles_errors
@@ -69,16 +67,17 @@ def run_all_command(
     either); each stage then reads the files of the last real run.
     """
     resolved, config = resolve_home(home)
+    index = index_at(resolved, index_dir, embedder, seed)
     options = RunOptions(
         recorded_at=resolve_recorded_at(recorded_at),
         repo_root=repo_root,
         include_review=include_review,
         include_partial=include_partial,
-        drift_threshold=resolve_threshold(drift_threshold),
+        drift_threshold=settings.drift_threshold(drift_threshold, os.environ),
         index=not no_index,
-        embedder=embedder,
-        seed=seed,
-        index_uri=index_dir,
+        embedder=index.embedder,
+        seed=index.seed,
+        index_uri=index.uri,
     )
     if dry_run:  # writes nothing, so it takes no lock
         with err_console.status("run-all --dry-run…") as status:

@@ -2,44 +2,44 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
+from distill import settings as resolve
 from distill.cli.common import (
+    DeadlineOpt,
     HomeOpt,
+    IndexDirOpt,
+    MinRelevanceOpt,
     ModelOpt,
     ModelUrlOpt,
     PromptStyleOpt,
     RepoRootOpt,
     err_console,
     handles_errors,
+    index_at,
+    print_json,
     resolve_home,
 )
-from distill.cli.index import IndexDirOpt
-from distill.cli.replay import DeadlineOpt, MinRelevanceOpt
 from distill.errors import ConfigError, DistillError
-from distill.index.store import resolve_index_uri
-from distill.replay.config import (
-    escalation_settings,
-    local_settings,
-    min_relevance,
-    open_model,
-    replay_deadline,
-)
-from distill.replay.remote import TOKEN_ENV, token_from_env
+from distill.replay.config import open_model
 
 if TYPE_CHECKING:
     from distill.home import Home
     from distill.replay.config import ModelSettings
     from distill.serve import ServeSettings, ServeState
+    from distill.settings import IndexSettings
 
 
 HostOpt = Annotated[
     str,
-    typer.Option("--host", help=f"Address to bind. Anything but loopback needs ${TOKEN_ENV}."),
+    typer.Option(
+        "--host", help=f"Address to bind. Anything but loopback needs ${resolve.API_TOKEN}."
+    ),
 ]
 PortOpt = Annotated[int, typer.Option("--port", help="Port to listen on.")]
 MaxBodyOpt = Annotated[int, typer.Option("--max-body-bytes", help="Larger request bodies get 413.")]
@@ -82,6 +82,14 @@ def serve_command(
     max_tokens_limit: MaxTokensLimitOpt = 1024,
     deadline: DeadlineOpt = None,
     min_relevance_: MinRelevanceOpt = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Once warm, print where it listens and what it loaded as one line of JSON on "
+            "stdout (url, auth, model_id, home, index, model, limits).",
+        ),
+    ] = False,
 ) -> None:
     """Serve replay warm: the index and the model are loaded once, then answer over HTTP.
 
@@ -93,7 +101,9 @@ def serve_command(
     from distill.serve.server import build_server, log_config
 
     resolved, _ = resolve_home(home)
-    model_settings = local_settings(resolved, url=model_url, model=model, prompt_style=prompt_style)
+    model_settings = resolve.local_model(
+        resolved, os.environ, url=model_url, model=model, prompt_style=prompt_style
+    )
     settings = server_settings(
         resolved,
         model_settings,
@@ -108,10 +118,29 @@ def serve_command(
         model_id=model_id,
         generation_slots=generation_slots,
     )
-    state = warm_state(resolved, settings, model_settings, index_dir=index_dir)
-    load_warm(state)
+    state = warm_state(resolved, settings, model_settings, index_at(resolved, index_dir))
+    loaded = load_warm(state)
     err_console.print(f"serving {settings.model_id} on {listening_at(settings)}", highlight=False)
+    if as_json:
+        print_json(serving(state, loaded), one_line=True)
     build_server(state, logging=log_config()).run()
+
+
+def serving(state: ServeState, loaded: dict[str, Any]) -> dict[str, Any]:
+    """What ``serve --json`` prints once warm: where it listens and what it loaded."""
+    settings = state.settings
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return {
+        "url": f"http://{host}:{settings.port}",
+        "auth": "bearer" if settings.token else "none",
+        "model_id": settings.model_id,
+        "home": str(state.home.root),
+        **loaded,
+        "generation_slots": settings.generation_slots,
+        "deadline_s": settings.deadline,
+        "min_relevance": settings.min_relevance,
+        "max_tokens_limit": settings.max_tokens_limit,
+    }
 
 
 def listening_at(settings: ServeSettings, path: str = "") -> str:
@@ -134,20 +163,16 @@ def server_settings(
     from distill.serve import ServeSettings
 
     return ServeSettings(
-        token=token_from_env(),
+        token=resolve.serve_token(os.environ),
         max_tokens=model_settings.max_tokens,
-        deadline=replay_deadline(deadline),
-        min_relevance=min_relevance(resolved, min_relevance_),
+        deadline=resolve.replay_deadline(deadline, os.environ),
+        min_relevance=resolve.min_relevance(resolved, min_relevance_),
         **fields,
     )
 
 
 def warm_state(
-    resolved: Home,
-    settings: ServeSettings,
-    model_settings: ModelSettings,
-    *,
-    index_dir: str | None,
+    resolved: Home, settings: ServeSettings, model_settings: ModelSettings, index: IndexSettings
 ) -> ServeState:
     """The state a warm server holds (``serve`` and ``mcp``), after the settings are checked:
     a refused bind costs nothing."""
@@ -159,18 +184,20 @@ def warm_state(
             "the embedded model runs one generation at a time",
             hint="drop --generation-slots, or serve a model server with --model-url",
         )
-    escalation = escalation_settings(resolved)
+    escalation = resolve.escalation_model(resolved, os.environ)
     return ServeState(
         resolved,
         settings,
-        index_uri=resolve_index_uri(index_dir, resolved.index_dir),
+        index_uri=index.uri,
         local=lambda: open_model(model_settings),
         escalation=(lambda: open_model(escalation)) if escalation else None,
+        minilm_path=index.minilm_path,
     )
 
 
-def load_warm(state: ServeState, *, model: bool = True) -> None:
-    """Open the index (and load the model unless ``model`` is False), saying so on stderr."""
+def load_warm(state: ServeState, *, model: bool = True) -> dict[str, Any]:
+    """Open the index (and load the model unless ``model`` is False), saying so on stderr;
+    return what was loaded."""
     started = time.perf_counter()
     with err_console.status("loading the index and the model…" if model else "opening the index…"):
         retriever = state.retriever()
@@ -186,3 +213,10 @@ def load_warm(state: ServeState, *, model: bool = True) -> None:
         f"loaded in {time.perf_counter() - started:.1f} s",
         highlight=False,
     )
+    index = {
+        "uri": state.index_uri,
+        "version": retriever.version,
+        "rows": retriever.manifest.rows,
+        "embedder": retriever.embedder.name,
+    }
+    return {"index": index, "model": loaded}

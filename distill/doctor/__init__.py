@@ -6,7 +6,7 @@ here writes the home, takes its writer lock for longer than a probe, or prints a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from distill.doctor.checks import DoctorCheck, Status
@@ -20,6 +20,7 @@ from distill.doctor.runtime import (
 )
 from distill.doctor.state import check_disk, check_home, check_index, check_lock
 from distill.home import Home
+from distill.settings import index_settings
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,11 @@ class DoctorReport:
         return {"ok": self.ok, "checks": [check.to_dict() for check in self.checks]}
 
 
-def run_doctor(home: Home, on_check: Callable[[DoctorCheck], None] | None = None) -> DoctorReport:
-    """Run every check against ``home`` and the environment, in the order an operator fixes them."""
+def run_doctor(
+    home: Home, env: Mapping[str, str], on_check: Callable[[DoctorCheck], None] | None = None
+) -> DoctorReport:
+    """Run every check against ``home`` and the settings ``env`` gives (on the command line,
+    the process environment), in the order an operator fixes them."""
     checks: list[DoctorCheck] = []
 
     def record(check: DoctorCheck) -> DoctorCheck:
@@ -48,14 +52,15 @@ def run_doctor(home: Home, on_check: Callable[[DoctorCheck], None] | None = None
     record(check_python())
     record(check_torch())
     record(check_llama_cpp())
-    record(check_gguf(home))
-    embedder = record(check_embedder())
+    record(check_gguf(home, env))
+    index = index_settings(home, env)
+    embedder = record(check_embedder(index))
     record(check_home(home))
-    record(check_index(home, embedder.identity))
+    record(check_index(index.uri, embedder.identity))
     record(check_lock(home))
     record(check_disk(home))
-    record(check_model_endpoint(home))
-    record(check_escalation_endpoint(home))
+    record(check_model_endpoint(home, env))
+    record(check_escalation_endpoint(home, env))
     return DoctorReport(checks)
 
 

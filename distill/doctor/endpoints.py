@@ -6,35 +6,38 @@ A models-list call (``GET /v1/models``), else a ``HEAD`` on the URL. The key goe
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import httpx
 
 from distill.doctor.checks import DoctorCheck, failed, passed, warned
 from distill.errors import DistillError
 from distill.home import Home
-from distill.replay.config import ModelSettings, escalation_settings, local_settings
+from distill.replay.config import ModelSettings
 from distill.secrets import scrub
+from distill.settings import API_KEY, ESCALATION_API_KEY, escalation_model, local_model
 
 TIMEOUT_S = 5.0
 
 
-def check_model_endpoint(home: Home) -> DoctorCheck:
+def check_model_endpoint(home: Home, env: Mapping[str, str]) -> DoctorCheck:
     try:
-        settings = local_settings(home)
+        settings = local_model(home, env)
     except DistillError as err:
         return failed("model endpoint", str(err), err.hint or "fix models/models.toml")
     if not settings.url:
         return passed("model endpoint", "none configured: replay uses the embedded GGUF")
-    return probe_endpoint("model endpoint", settings, "DISTILL_API_KEY")
+    return probe_endpoint("model endpoint", settings, API_KEY)
 
 
-def check_escalation_endpoint(home: Home) -> DoctorCheck:
+def check_escalation_endpoint(home: Home, env: Mapping[str, str]) -> DoctorCheck:
     try:
-        settings = escalation_settings(home)
+        settings = escalation_model(home, env)
     except DistillError as err:
         return failed("escalation endpoint", str(err), err.hint or "fix models/models.toml")
     if settings is None or not settings.url:
         return passed("escalation endpoint", "none configured: replay never escalates")
-    return probe_endpoint("escalation endpoint", settings, "DISTILL_ESCALATION_API_KEY")
+    return probe_endpoint("escalation endpoint", settings, ESCALATION_API_KEY)
 
 
 def probe_endpoint(name: str, settings: ModelSettings, key_env: str) -> DoctorCheck:

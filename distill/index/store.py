@@ -28,7 +28,6 @@ if TYPE_CHECKING:  # lancedb ships its types; imported lazily at run time (a hea
 
 os.environ.setdefault("LANCE_LOG", "error")  # lance's Rust warnings are noise on a CLI's stderr
 TABLE = "playbooks"
-INDEX_ENV = "DISTILL_INDEX_URI"
 DEFAULT_EXPORT_LINE = LineLimits().export  # with the default max_line_bytes
 DEFAULT_ANN_THRESHOLD = 10_000  # below it LanceDB brute force was 9.6x numpy at 99,999 rows
 # Pinned explicitly: LanceDB's defaults have changed between releases.
@@ -74,9 +73,9 @@ class IndexReport:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def resolve_index_uri(flag: str | None, home_index: Path) -> str:
-    """``--index-dir`` > ``$DISTILL_INDEX_URI`` > ``<home>/index``; any URI LanceDB accepts."""
-    return flag or os.environ.get(INDEX_ENV) or str(home_index)
+def resolve_index_uri(uri: str | None, home_index: Path) -> str:
+    """``uri`` (any URI LanceDB accepts; ``distill.settings`` resolves it), else the home's."""
+    return uri or str(home_index)
 
 
 def read_playbooks(path: Path, max_line_bytes: int = DEFAULT_EXPORT_LINE) -> list[RagSample]:

@@ -31,7 +31,8 @@ GET = (
 
 REPLAY = (
     "Answer a task with the team's local model grounded in the most relevant playbooks, then "
-    "check the answer with the validation gate; logged like `distill replay`. Returns answer, "
+    "check the answer with the validation gate; logged like `distill replay` (a dry run is "
+    "not logged). Returns answer, "
     "verdict (passed, failed, abstained: no playbook is relevant so no model was asked, or "
     "dry_run), cited_ids, the gate report and run_id. dry_run=true costs ~50 ms and no model "
     "call: it returns the grounding bundle (prompt, exemplars, warnings, validation steps) so "

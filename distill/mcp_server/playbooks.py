@@ -161,7 +161,9 @@ def _logged_run(home: Home, *, run_id: str | None, task_id: str | None) -> Repla
     if found is None:
         what = f"run {run_id}" if run_id else f"run of task {task_id!r}"
         raise DistillError(
-            f"no replay {what} in the replay log", hint="call replay first, then record its outcome"
+            f"no replay {what} in the replay log",
+            hint="call replay first (without dry_run: a dry run is not logged), then record its "
+            "outcome",
         )
     if found.verdict in ("abstained", "dry_run"):
         raise DistillError(

@@ -16,7 +16,6 @@ from distill.replay.bundle import Counter, build_bundle
 from distill.schemas import Bundle
 
 DEFAULT_DEADLINE_S = 180.0
-DEADLINE_ENV = "DISTILL_REPLAY_DEADLINE"
 # BOS, chat-template tokens and the "\nAnswer:" of the embedded model's second call
 PROMPT_MARGIN = 16
 

@@ -6,8 +6,6 @@ imports neither FastAPI nor torch: a warm server is the point.
 
 from __future__ import annotations
 
-import os
-
 import httpx
 from pydantic import SecretStr, ValidationError
 
@@ -16,7 +14,7 @@ from distill.replay.clients import RetryPolicy, public_url
 from distill.schemas import ReplayRequest, ReplayRun
 from distill.secrets import scrub
 
-TOKEN_ENV = "DISTILL_API_TOKEN"
+TOKEN_ENV = "DISTILL_API_TOKEN"  # read by distill.settings.serve_token; named here for hints
 
 
 class ServerError(DistillError):
@@ -30,11 +28,6 @@ class ServerError(DistillError):
             hint=scrub(hint or "check `distill serve` is running at that URL"),
         )
         self.url, self.status, self.attempts = url, status, attempts
-
-
-def token_from_env() -> SecretStr | None:
-    value = os.environ.get(TOKEN_ENV)
-    return SecretStr(value) if value else None
 
 
 def replay_remote(

@@ -41,7 +41,7 @@ class ReplayOptions:
     budget: int = 6000
     repo_root: Path | None = None
     task_id: str | None = None
-    log: bool = True
+    log: bool | None = None  # None: log every run but a dry run (a dry run writes nothing)
     deadline: float | None = DEFAULT_DEADLINE_S  # seconds for every model call together
     min_relevance: float = DEFAULT_MIN_RELEVANCE  # below it a hit is not evidence for the task
     eval_run: bool = False  # made by `distill eval replay`: never evidence for the loop
@@ -119,7 +119,7 @@ def replay(
             evidence = _evidence(home, hits, bundle, opened, options)
             attempts = _attempts(model, escalation, bundle, evidence, options)
         run, line = _without_secrets(_record(task, options, hits, opened, bundle, attempts))
-    if options.log:
+    if options.log if options.log is not None else not options.dry_run:
         append_line_locked(home.kb_dir / REPLAY_STREAM, line)
     return run
 

@@ -1,6 +1,6 @@
 """Runs: run-all with receipts, summaries and drift; the acceptance gate."""
 
-from distill.runs.drift import compare_runs, resolve_threshold
+from distill.runs.drift import compare_runs
 from distill.runs.preview import RunPreview, preview_all
 from distill.runs.runner import (
     RunOptions,
@@ -20,7 +20,6 @@ __all__ = [
     "find_run",
     "latest_summary",
     "load_summary",
-    "resolve_threshold",
     "preview_all",
     "run_all",
     "stage_context",

@@ -314,7 +314,7 @@ def replay_checks(home: Home, task: str) -> Iterator[CheckResult]:
             task,
             # the mechanics of a bundle, not relevance: the seeded hashing embedder's cosines
             # are not those the relevance threshold was calibrated on
-            ReplayOptions(dry_run=True, min_relevance=0.0),
+            ReplayOptions(dry_run=True, log=True, min_relevance=0.0),  # a dry run logs on request
             retriever=lambda: Retriever(PlaybookStore(str(home.index_dir))),
             local=no_model,
         )

@@ -2,28 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
-from distill.errors import ConfigError
 from distill.schemas import DriftFinding, DriftReport, RunSummary, StageReceipt
 
-DRIFT_ENV = "DISTILL_DRIFT_THRESHOLD"
-DEFAULT_THRESHOLD = 0.2
-
-
-def resolve_threshold(flag: float | None) -> float:
-    """``--drift-threshold`` > ``$DISTILL_DRIFT_THRESHOLD`` > 0.2."""
-    if flag is not None:
-        value = flag
-    else:
-        raw = os.environ.get(DRIFT_ENV)
-        try:
-            value = float(raw) if raw else DEFAULT_THRESHOLD
-        except ValueError as err:
-            raise ConfigError(f"{DRIFT_ENV}={raw!r} is not a number") from err
-    if value <= 0:
-        raise ConfigError(f"drift threshold must be > 0, got {value}")
-    return value
+DEFAULT_THRESHOLD = 0.2  # --drift-threshold, resolved by distill.settings.drift_threshold
 
 
 def compare_runs(current: RunSummary, previous: RunSummary | None, threshold: float) -> DriftReport:

@@ -41,7 +41,7 @@ class RunOptions:
     include_partial: bool = False
     drift_threshold: float = 0.2
     index: bool = True
-    embedder: str | None = None  # None: $DISTILL_EMBEDDER, else minilm
+    embedder: str | None = None  # None: minilm (the CLI resolves --embedder and its env var)
     seed: int = 0
     index_uri: str | None = None
 

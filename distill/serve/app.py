@@ -17,6 +17,7 @@ from starlette.responses import Response, StreamingResponse
 
 from distill import __version__
 from distill.errors import DistillError
+from distill.index.search import search_payload
 from distill.replay.clients import ModelError
 from distill.replay.limits import TaskTooLong
 from distill.replay.run import ReplayOptions
@@ -109,13 +110,7 @@ async def search_endpoint(body: SearchRequest, state: State) -> Response:
     version, hits = await state.search(
         query, mode=body.mode, top_k=body.top_k, category=body.category, source=body.source
     )
-    return _json(
-        {
-            "index_version": version,
-            "mode": body.mode,
-            "hits": [{"rank": rank, **hit.to_dict()} for rank, hit in enumerate(hits, 1)],
-        }
-    )
+    return _json(search_payload(version, body.mode, hits))
 
 
 @router.post("/v1/chat/completions")

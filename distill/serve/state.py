@@ -131,10 +131,12 @@ class ServeState:
         index_uri: str,
         local: ModelFactory,
         escalation: ModelFactory | None = None,
+        minilm_path: str | None = None,
     ) -> None:
         self.home = home
         self.settings = settings
         self.index_uri = index_uri
+        self.minilm_path = minilm_path
         self.queue = GenerationQueue(settings.generation_slots)
         self.stats = ServeStats()
         self._open_local, self._open_escalation = local, escalation
@@ -162,7 +164,7 @@ class ServeState:
         if previous is not None and previous.embedder.identity() == wanted:
             embedder: Embedder = previous.embedder
         else:
-            embedder = SerializedEmbedder(embedder_for(wanted))
+            embedder = SerializedEmbedder(embedder_for(wanted, self.minilm_path))
         return Retriever(store, embedder)
 
     def _manifest_stamp(self) -> tuple[int, int] | None:

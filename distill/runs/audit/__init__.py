@@ -53,7 +53,7 @@ class AuditOptions:
     full: bool = False
     threshold: float = 0.2
     index_uri: str | None = None
-    embedder: str | None = None  # flag > $DISTILL_EMBEDDER > minilm, as in run-all
+    embedder: str | None = None  # None: minilm, as in run-all
     seed: int = 0
     task: str | None = None
     skip: frozenset[str] = frozenset()
