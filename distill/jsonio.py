@@ -21,6 +21,8 @@ import orjson
 from filelock import FileLock
 from pydantic import BaseModel
 
+from distill.errors import DistillError
+
 DEFAULT_MAX_LINE_BYTES = 1 << 20
 TEMP_SUFFIX = ".tmp"
 _TEMP_NAME = re.compile(r"\..+\.[A-Za-z0-9_]{8}\.tmp")
@@ -129,24 +131,50 @@ def iter_raw_lines(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> 
 _BOM = b"\xef\xbb\xbf"
 
 
+BadLine = Callable[[RawLine, str], None]
+
+
 def iter_json_objects(
-    path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, *, on_bad: BadLine | None = None
 ) -> Iterator[tuple[RawLine, dict[str, Any]]]:
     """The JSON objects of a JSONL file, each with its raw line, in file order.
 
-    Blank, oversized, unparsable and non-object lines are passed over: for lookups and first
-    passes over files distill checks elsewhere. A stage that must account for every line reads
-    :func:`iter_raw_lines` instead.
+    Blank lines are passed over. A line that is over the limit, not JSON or not an object is
+    handed to ``on_bad`` with the reason (``"not a JSON object"``), which may raise to stop
+    the read (:func:`refuse_bad_lines`); without ``on_bad`` it is passed over, for lookups and
+    first passes over files distill checks elsewhere. A stage that must account for every
+    line reads :func:`iter_raw_lines` instead.
     """
     for raw in iter_raw_lines(path, max_line_bytes):
-        if raw.data is None or not raw.data.strip():
+        if raw.data is not None and not raw.data.strip():
             continue
-        try:
-            row = orjson.loads(raw.data)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(row, dict):
+        row, problem = _json_object(raw, max_line_bytes)
+        if row is not None:
             yield raw, row
+        elif on_bad is not None:
+            on_bad(raw, problem)
+
+
+def refuse_bad_lines(path: Path, hint: str | None = None) -> BadLine:
+    """An ``on_bad`` for files distill wrote or reads as a contract: a bad line is an error,
+    ``<path>:<line> is <reason>``, never skipped."""
+
+    def refuse(raw: RawLine, why: str) -> None:
+        raise DistillError(f"{path}:{raw.line_no} is {why}", hint=hint)
+
+    return refuse
+
+
+def _json_object(raw: RawLine, limit: int) -> tuple[dict[str, Any] | None, str]:
+    if raw.data is None:
+        return None, f"{raw.size} bytes, over the limit of {limit}"
+    try:
+        row = orjson.loads(raw.data)
+    except orjson.JSONDecodeError as err:
+        return None, f"not JSON ({err})"
+    if not isinstance(row, dict):
+        return None, "not a JSON object"
+    return row, ""
 
 
 def _without_eol(chunk: bytes) -> bytes:

@@ -17,11 +17,11 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 
+from distill.clock import utc_now
 from distill.errors import DistillError
 from distill.home import Home
 from distill.jsonio import write_bytes_atomic
@@ -138,7 +138,7 @@ def _write_owner(home: Home, command: str) -> None:
     note = {
         "pid": os.getpid(),
         "command": command,
-        "since": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "since": utc_now(),
         "host": socket.gethostname(),
     }
     write_bytes_atomic(home.root / STATE_DIR / OWNER_FILE, orjson.dumps(note))

@@ -16,13 +16,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from distill.config import CollectSettings, Config
+from distill.errors import DistillError
 from distill.home import Home
 from distill.jsonio import (
     append_line_locked,
     atomic_writer,
     canonical_hash,
     canonical_json,
+    iter_json_objects,
     iter_raw_lines,
+    refuse_bad_lines,
 )
 from distill.schemas import SkipReason, SkipRecord
 from distill.stages import collect
@@ -150,6 +153,25 @@ def test_iter_raw_lines_matches_a_plain_split(
 
 
 # --- canonical JSON -----------------------------------------------------------------------
+
+
+BAD_LINES = [b'{"a": 1}', b"", b"[1, 2]", b"{not json", b'{"b": "' + b"x" * 64 + b'"}', b'{"c": 3}']
+
+
+def test_iter_json_objects_passes_bad_lines_over_unless_told(tmp_path: Path) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(b"\n".join(BAD_LINES) + b"\n")
+    seen: list[tuple[int, str]] = []
+    rows = list(
+        iter_json_objects(path, 32, on_bad=lambda raw, why: seen.append((raw.line_no, why)))
+    )
+    assert [(raw.line_no, row) for raw, row in rows] == [(1, {"a": 1}), (6, {"c": 3})]
+    assert [line for line, _ in seen] == [3, 4, 5]  # the blank line 2 is no bad line
+    assert seen[0][1] == "not a JSON object" and seen[1][1].startswith("not JSON")
+    assert seen[2][1].endswith("over the limit of 32")
+    with pytest.raises(DistillError, match=r"rows\.jsonl:3 is not a JSON object") as refused:
+        list(iter_json_objects(path, 32, on_bad=refuse_bad_lines(path, "rewrite it")))
+    assert refused.value.hint == "rewrite it"
 
 
 def test_canonical_json_is_sorted_compact_utf8() -> None:

@@ -14,10 +14,12 @@ from typer.testing import CliRunner
 
 from distill.cli import app
 from distill.config import load_config
+from distill.errors import DistillError
 from distill.home import Home
 from distill.jsonio import canonical_json
 from distill.runs import RunOptions, compare_runs, run_all
-from distill.runs.acceptance import run_acceptance
+from distill.runs.acceptance import DEFAULT_FIXTURE, run_acceptance
+from distill.runs.expected import load_expectations
 from distill.schemas import DriftReport, RunSummary, StageReceipt
 
 from .conftest import FIXTURES, RECORDED_AT
@@ -173,6 +175,18 @@ def test_acceptance_passes_and_writes_its_report(home: Home) -> None:
     assert result.exit_code == 0, result.stderr
     report = (home.reports_dir / "acceptance-report.md").read_text()
     assert "**PASSED**" in report and "| FAIL |" not in report
+
+
+def test_expected_json_is_read_into_its_model_and_a_misspelt_key_is_an_error(
+    tmp_path: Path,
+) -> None:
+    committed = load_expectations(DEFAULT_FIXTURE)
+    assert committed is not None and committed.preference_pairs and committed.categories
+    expected = orjson.loads((DEFAULT_FIXTURE / "expected.json").read_bytes())
+    expected["quarantined"] = expected.pop("quarantine")
+    (tmp_path / "expected.json").write_bytes(orjson.dumps(expected))
+    with pytest.raises(DistillError, match="quarantined"):
+        load_expectations(tmp_path)
 
 
 def _failed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> set[str]:

@@ -7,7 +7,6 @@ import functools
 import os
 import sys
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
@@ -20,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from distill import settings
+from distill.clock import utc_now
 from distill.config import Config, load_config
 from distill.errors import (
     ConfigError,
@@ -284,7 +284,7 @@ def index_at(
 
 def resolve_recorded_at(value: str | None) -> str:
     if value is None:
-        return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return utc_now()
     normalised = normalise_time(value)
     if normalised is None:
         raise ConfigError(

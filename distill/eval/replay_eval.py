@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 
 from distill.errors import ConfigError
 from distill.eval.abstain import OUT_OF_SCOPE, relevance_curve, top_relevance
 from distill.home import Home
 from distill.index import Retriever
 from distill.index.relevance import DEFAULT_MIN_RELEVANCE
+from distill.jsonio import iter_json_objects, refuse_bad_lines
 from distill.replay import ReplayOptions, replay
 from distill.replay.run import ModelFactory
 from distill.schemas import ReplayRun
@@ -111,16 +111,16 @@ def load_tasks(path: Path, limit: int | None = None) -> list[EvalTask]:
     """``{task, relevant_ids, task_id?, kind?}`` per line; without a kind, a task with no
     relevant id is out_of_scope and any other in_scope."""
     tasks = []
-    for number, line in enumerate(path.read_bytes().splitlines(), 1):
-        if not line.strip():
-            continue
+    bad = refuse_bad_lines(path, hint='one {"task": ..., "relevant_ids": [...]} object a line')
+    for raw, row in iter_json_objects(path, on_bad=bad):
         try:
-            row = orjson.loads(line)
             relevant = [str(i) for i in row.get("relevant_ids", [])]
             kind = row.get("kind") or (OUT_OF_SCOPE if not relevant else "in_scope")
             tasks.append(EvalTask(str(row["task"]), relevant, row.get("task_id"), str(kind)))
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
-            raise ConfigError(f"{path}:{number}: expected {{task, relevant_ids}}: {err}") from err
+        except (KeyError, TypeError) as err:
+            raise ConfigError(
+                f"{path}:{raw.line_no}: expected {{task, relevant_ids}}: {err}"
+            ) from err
     return tasks[:limit] if limit else tasks
 
 

@@ -17,24 +17,24 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import orjson
 
+from distill.clock import utc_now
 from distill.errors import DistillError, InputMissingError
 from distill.eval.metrics import mean_metrics
 from distill.index.embedders import Embedder, Progress
 from distill.index.search import DEFAULT_ALPHA, DEFAULT_FUSION, Fusion, Mode, Retriever
 from distill.index.store import PlaybookStore
-from distill.jsonio import canonical_hash
+from distill.jsonio import canonical_hash, iter_json_objects, refuse_bad_lines
 from distill.schemas import Category, Provenance, RagSample
 
 EvalMode = Literal["fts", "vector", "hybrid", "jaccard"]
 ALL_MODES: tuple[EvalMode, ...] = ("fts", "vector", "hybrid", "jaccard")
 TOP_K = 100
+BEIR_LINE_BYTES = 16 << 20  # a BEIR row is one passage or query; this only bounds memory
 # (phase, done, total); phase is "embed" or a setting's name.
 EvalProgress = Callable[[str, int, int], None]
 _TOKEN = re.compile(r"\w+")
@@ -122,28 +122,17 @@ class RetrievalReport:
         }
 
 
-def _read_jsonl(path: Path) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
+def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     if not path.is_file():
         raise InputMissingError(
             f"no {path.name} at {path}",
             hint="point --beir at a BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)",
         )
-    with open(path, "rb") as handle:
-        for line_no, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = orjson.loads(line)
-            except orjson.JSONDecodeError as err:
-                raise DistillError(
-                    f"{path}:{line_no} is not valid JSON", hint="is this a BEIR dataset?"
-                ) from err
-            if not isinstance(row, dict) or "_id" not in row:
-                raise DistillError(
-                    f"{path}:{line_no} has no _id",
-                    hint='BEIR rows look like {"_id": ..., "text": ...}',
-                )
-            yield line_no, line, row
+    beir = 'BEIR rows look like {"_id": ..., "text": ...}'
+    for raw, row in iter_json_objects(path, BEIR_LINE_BYTES, on_bad=refuse_bad_lines(path, beir)):
+        if "_id" not in row:
+            raise DistillError(f"{path}:{raw.line_no} has no _id", hint=beir)
+        yield raw.line_no, row
 
 
 def read_qrels(path: Path) -> dict[str, dict[str, int]]:
@@ -183,11 +172,11 @@ def load_beir(path: Path, split: str = "test") -> BeirDataset:
             line=line_no,
             sha256=canonical_hash(row),
         )
-        for line_no, _, row in _read_jsonl(path / "corpus.jsonl")
+        for line_no, row in _read_jsonl(path / "corpus.jsonl")
     ]
     all_queries = {
         str(row["_id"]): str(row.get("text") or "")
-        for _, _, row in _read_jsonl(path / "queries.jsonl")
+        for _, row in _read_jsonl(path / "queries.jsonl")
     }
     qrels = read_qrels(path / "qrels" / f"{split}.tsv")
     missing = sorted(set(qrels) - set(all_queries))
@@ -302,7 +291,7 @@ def build_eval_index(
     jaccard = JaccardIndex(docs)
     if embedder is None:
         return EvalIndex(len(docs), None, jaccard, None, None)
-    recorded_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    recorded_at = utc_now()
     samples = [beir_sample(doc, source_file=source_file, recorded_at=recorded_at) for doc in docs]
     timed = _TimedEmbedder(embedder)
     store = PlaybookStore(str(folder))

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from distill.errors import DistillError, InputMissingError
 from distill.index.embedders import Embedder, Progress
 from distill.index.relevance import TERMS_FILE, TermStats, read_term_stats, write_term_stats
-from distill.jsonio import file_sha256, iter_raw_lines, write_bytes_atomic
+from distill.jsonio import file_sha256, iter_json_objects, refuse_bad_lines, write_bytes_atomic
 from distill.limits import LineLimits
 from distill.schemas import RagSample
 
@@ -82,21 +82,14 @@ def read_playbooks(path: Path, max_line_bytes: int = DEFAULT_EXPORT_LINE) -> lis
     """The RAG export's rows; ``max_line_bytes`` is the home's export line limit (LineLimits)."""
     if not path.is_file():
         raise InputMissingError(f"no RAG export at {path}", hint="run `distill export rag` first")
+    hint = "rerun `distill export rag`"  # the export never writes a bad line: a changed file
     samples = []
-    for raw in iter_raw_lines(path, max_line_bytes):
-        if raw.data is None:  # the export never writes one: the file was changed after it
-            raise DistillError(
-                f"{path}:{raw.line_no} is {raw.size} bytes, over the limit {max_line_bytes}",
-                hint="rerun `distill export rag`",
-            )
-        if not raw.data.strip():
-            continue
+    for raw, row in iter_json_objects(path, max_line_bytes, on_bad=refuse_bad_lines(path, hint)):
         try:
-            samples.append(RagSample.model_validate_json(raw.data))
+            samples.append(RagSample.model_validate(row))
         except ValidationError as err:
             raise DistillError(
-                f"{path}:{raw.line_no} is not a valid rag_sample.v1",
-                hint="rerun `distill export rag`",
+                f"{path}:{raw.line_no} is not a valid rag_sample.v1", hint=hint
             ) from err
     return samples
 

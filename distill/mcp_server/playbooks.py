@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import orjson
 from pydantic import ValidationError
 
+from distill.clock import utc_now
 from distill.errors import DistillError
 from distill.home import Home
 from distill.index import Retriever
@@ -114,7 +114,7 @@ def record_outcome(
             f"replay run {run.run_id} has no task_id, and a review counts per task",
             hint="replay again with task_id set, then record the outcome of that run",
         )
-    created_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    created_at = utc_now(micro=True)
     observation_id = f"mcp-{uuid.uuid4().hex}"
     row: dict[str, Any] = {
         "observation_id": observation_id,

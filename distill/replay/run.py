@@ -7,9 +7,9 @@ import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
+from distill.clock import utc_now
 from distill.errors import DistillError
 from distill.home import Home
 from distill.index import Retriever, SearchHit
@@ -256,7 +256,7 @@ def _record(
     bundle_json = canonical_json(bundle.model_dump(mode="json"))
     return ReplayRun(
         run_id=uuid.uuid4().hex,
-        created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        created_at=utc_now(micro=True),
         task=task,
         task_id=options.task_id,
         task_hash=hashlib.sha256(task.encode()).hexdigest(),

@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 import distill
 from distill.config import load_config
 from distill.home import Home
 from distill.jsonio import write_bytes_atomic
 from distill.runs.checks import CheckResult, file_checks, index_checks, replay_checks
+from distill.runs.expected import FixtureExpectations, load_expectations
 from distill.runs.fixture_checks import dataset_checks
 from distill.runs.runner import RunOptions, RunResult, run_all
 from distill.runs.summary import md_cell
@@ -83,7 +82,7 @@ def run_acceptance(
             f"{fixture} has no data/_kb/",
             hint="pass --fixture DIR pointing at an acceptance fixture",
         )
-    expected = _load_expected(fixture)
+    expected = load_expectations(fixture)
     base = Path(tempfile.mkdtemp(prefix="distill-acceptance-", dir=workdir))
     runs: list[AcceptanceRun] = []
     for index in (1, 2):
@@ -111,12 +110,9 @@ def _repo(home: Home) -> Path | None:
     return repo if repo.is_dir() else None
 
 
-def _load_expected(fixture: Path) -> dict[str, Any]:
-    path = fixture / "expected.json"
-    return orjson.loads(path.read_bytes()) if path.exists() else {}
-
-
-def _all_checks(runs: list[AcceptanceRun], expected: dict[str, Any]) -> Iterator[CheckResult]:
+def _all_checks(
+    runs: list[AcceptanceRun], expected: FixtureExpectations | None
+) -> Iterator[CheckResult]:
     first, second = runs
     for run in runs:
         label = run.home.root.name

@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 from pydantic import BaseModel, ValidationError
 
 from distill.config import load_config
 from distill.errors import DistillError
 from distill.home import Home
-from distill.jsonio import iter_raw_lines
+from distill.jsonio import iter_json_objects, iter_raw_lines, refuse_bad_lines
 from distill.schemas import DriftReport, RunSummary, StageReceipt
+from distill.stages.export_preference import MAX_PAIRS_PER_TASK
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # Files distill wrote itself: a dataset row holds its source row's text several times (see
@@ -50,17 +50,7 @@ def iter_rows(path: Path) -> Iterator[dict[str, Any]]:
     """``rows``, one at a time. A line over ``OWN_LINE_LIMIT`` is an error, never skipped."""
     if not path.is_file():
         return
-    for raw in iter_raw_lines(path, OWN_LINE_LIMIT):
-        if raw.data is None:
-            raise DistillError(f"{path}:{raw.line_no}: {raw.size} bytes, over {OWN_LINE_LIMIT}")
-        if not raw.data.strip():
-            continue
-        try:
-            row = orjson.loads(raw.data)
-        except orjson.JSONDecodeError as err:
-            raise DistillError(f"{path}:{raw.line_no}: not JSON ({err})") from err
-        if not isinstance(row, dict):
-            raise DistillError(f"{path}:{raw.line_no}: not a JSON object")
+    for _, row in iter_json_objects(path, OWN_LINE_LIMIT, on_bad=refuse_bad_lines(path)):
         yield row
 
 
@@ -203,9 +193,11 @@ def preference_checks(pref: Iterable[dict[str, Any]]) -> Iterator[CheckResult]:
         "preference has no identical chosen/rejected", not identical, ", ".join(identical[:5])
     )
     yield CheckResult("preference has no cross-task pair", not cross, ", ".join(cross[:5]))
-    over = [task for task, count in per_task.items() if count > 5]
+    over = [task for task, count in per_task.items() if count > MAX_PAIRS_PER_TASK]
     yield CheckResult(
-        "preference has at most 5 pairs per task", not over, ", ".join(map(str, over))
+        f"preference has at most {MAX_PAIRS_PER_TASK} pairs per task",
+        not over,
+        ", ".join(map(str, over)),
     )
 
 
@@ -254,7 +246,6 @@ def index_checks(home: Home, known_id: str) -> Iterator[CheckResult]:
 
 def index_sync_checks(home: Home, uri: str) -> Iterator[CheckResult]:
     """The table's ids and sig_hashes are the RAG export's, and every row is indexed."""
-    from distill.errors import DistillError
     from distill.index import PlaybookStore
     from distill.index.stage import index_mismatch
 
@@ -296,7 +287,6 @@ def index_sync_checks(home: Home, uri: str) -> Iterator[CheckResult]:
 
 def replay_checks(home: Home, task: str) -> Iterator[CheckResult]:
     """A dry-run replay builds a labelled bundle and logs one valid replay_run.v1 line."""
-    from distill.errors import DistillError
     from distill.index import PlaybookStore, Retriever
     from distill.replay import ReplayOptions, replay
     from distill.replay.run import REPLAY_STREAM

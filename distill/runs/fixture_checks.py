@@ -2,20 +2,67 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from distill.home import Home
 from distill.runs.checks import CheckResult, rows
+from distill.runs.expected import (
+    ExpectedPair,
+    ExpectedQuarantine,
+    ExpectedSkip,
+    FixtureExpectations,
+)
 
 
-def dataset_checks(home: Home, expected: dict[str, Any]) -> Iterator[CheckResult]:
+def dataset_checks(home: Home, expected: FixtureExpectations | None) -> Iterator[CheckResult]:
     """The fixture's own expectations (expected.json): skips, quarantine, categories."""
-    if not expected:
+    if expected is None:
         yield CheckResult("fixture has expected.json", False, "nothing to compare against")
         return
+    yield from _skip_checks(home, expected.skips)
+    yield _expected_quarantine(home, expected.quarantine)
+    scored = {r["id"]: r for path in sorted(home.scored_dir.glob("*.jsonl")) for r in rows(path)}
+    exports = {name: {r["id"]: r for r in rows(home.export_path(name))} for name in ("rag", "sft")}
+    for item in expected.materialized:
+        source = exports[item.export] if item.export else scored
+        problem = item.problem(source.get(item.record_id))
+        yield CheckResult(
+            f"{item.record_id} is materialized",
+            problem is None,
+            problem or item.why or "as expected",
+        )
+    pref = rows(home.export_path("preference"))
+    if expected.preference_pairs is not None:
+        yield _pair_check(pref, expected.preference_pairs)
+    leaked = [
+        (item.record_id, export)
+        for item in expected.absent
+        for export in item.exports
+        if _in_export(home, export, item.record_id, pref)
+    ]
+    yield CheckResult(
+        "refused records are in no export",
+        not leaked,
+        f"leaked: {leaked[:5]}" if leaked else "none leaked",
+    )
+    wrong = [
+        (rid, str(cat), scored.get(rid, {}).get("category"))
+        for rid, cat in expected.categories.items()
+        if scored.get(rid, {}).get("category") != cat
+    ]
+    yield CheckResult(
+        "every fixture row has its expected category",
+        not wrong,
+        f"{len(wrong)} wrong, e.g. {wrong[:3]}"
+        if wrong
+        else f"{len(expected.categories)} rows as expected",
+    )
+
+
+def _skip_checks(home: Home, expected: list[ExpectedSkip]) -> Iterator[CheckResult]:
     skips = {(s["stream"], s["line"], s["reason"]) for s in rows(home.skips_path)}
-    want = [(s["stream"], s["line"], s["reason"]) for s in expected.get("skips", [])]
+    want = [(s.stream, s.line, s.reason) for s in expected]
     provenance_reasons = {"missing_id", "missing_timestamp"}
     gaps = [w for w in want if w[2] in provenance_reasons]
     yield CheckResult(
@@ -29,105 +76,50 @@ def dataset_checks(home: Home, expected: dict[str, Any]) -> Iterator[CheckResult
         all(w in skips for w in garbage),
         _missing_detail([w for w in garbage if w not in skips], len(garbage)),
     )
-    yield _expected_quarantine(home, expected.get("quarantine", []))
-    scored = {r["id"]: r for path in sorted(home.scored_dir.glob("*.jsonl")) for r in rows(path)}
-    exports = {name: {r["id"]: r for r in rows(home.export_path(name))} for name in ("rag", "sft")}
-    for item in expected.get("materialized", []):
-        source = exports[item["export"]] if "export" in item else scored
-        problem = _materialized_problem(source.get(item["record_id"]), item)
-        yield CheckResult(
-            f"{item['record_id']} is materialized",
-            problem is None,
-            problem or item.get("why", "as expected"),
-        )
-    pref = rows(home.export_path("preference"))
-    if "preference_pairs" in expected:
-        got = {
-            (
-                p["task_id"],
-                p["chosen_provenance"]["source_run_id"],
-                p["rejected_provenance"]["source_run_id"],
-            )
-            for p in pref
-        }
-        wanted = {(p["task_id"], p["chosen"], p["rejected"]) for p in expected["preference_pairs"]}
-        detail = (
-            f"missing {sorted(wanted - got)[:3]}, unexpected {sorted(got - wanted)[:3]}"
-            if got != wanted
-            else f"{len(wanted)} pairs"
-        )
-        yield CheckResult("preference pairs are exactly the expected ones", got == wanted, detail)
-    leaked = [
-        (item["record_id"], export)
-        for item in expected.get("absent", [])
-        for export in item["exports"]
-        if _in_export(home, export, item["record_id"], pref)
-    ]
-    yield CheckResult(
-        "refused records are in no export",
-        not leaked,
-        f"leaked: {leaked[:5]}" if leaked else "none leaked",
-    )
-    wrong = [
-        (rid, cat, scored.get(rid, {}).get("category"))
-        for rid, cat in expected.get("categories", {}).items()
-        if scored.get(rid, {}).get("category") != cat
-    ]
-    yield CheckResult(
-        "every fixture row has its expected category",
-        not wrong,
-        f"{len(wrong)} wrong, e.g. {wrong[:3]}"
-        if wrong
-        else f"{len(expected.get('categories', {}))} rows as expected",
-    )
 
 
-def _expected_quarantine(home: Home, expected: list[dict[str, Any]]) -> CheckResult:
+def _pair_check(pref: list[dict[str, Any]], expected: list[ExpectedPair]) -> CheckResult:
+    got = {
+        (
+            p["task_id"],
+            p["chosen_provenance"]["source_run_id"],
+            p["rejected_provenance"]["source_run_id"],
+        )
+        for p in pref
+    }
+    wanted = {(p.task_id, p.chosen, p.rejected) for p in expected}
+    detail = (
+        f"missing {sorted(wanted - got)[:3]}, unexpected {sorted(got - wanted)[:3]}"
+        if got != wanted
+        else f"{len(wanted)} pairs"
+    )
+    return CheckResult("preference pairs are exactly the expected ones", got == wanted, detail)
+
+
+def _expected_quarantine(home: Home, expected: list[ExpectedQuarantine]) -> CheckResult:
     quarantine = {
         export: rows(home.quarantine_path(export)) for export in ("rag", "sft", "preference")
     }
     missing = []
     for item in expected:
-        exports = list(quarantine) if item["export"] == "any" else [item["export"]]
-        reasons = set(item.get("reason_any_of", [item["reason"]]))
+        exports = list(quarantine) if item.export == "any" else [item.export]
         found = any(
-            q["reason"] in reasons
-            and item.get("source_line", q.get("line")) == q.get("line")
+            q["reason"] in item.reasons
+            and (item.source_line is None or item.source_line == q.get("line"))
             and (
-                item.get("record_id") is None
-                or item["record_id"]
-                in (q.get("record_id"), (q.get("pair") or {}).get("rejected_id"))
+                item.record_id is None
+                or item.record_id in (q.get("record_id"), (q.get("pair") or {}).get("rejected_id"))
             )
             for export in exports
             for q in quarantine[export]
         )
         if not found:
-            missing.append((item["export"], item.get("record_id"), item["reason"]))
+            missing.append((item.export, item.record_id, item.reason))
     return CheckResult(
         "quarantine holds the expected reasons",
         not missing,
         _missing_detail(missing, len(expected)),
     )
-
-
-def _materialized_problem(record: dict[str, Any] | None, item: dict[str, Any]) -> str | None:
-    if record is None:
-        return "record not found"
-    tests: dict[str, Callable[[Any], bool]] = {
-        "category": lambda want: record["category"] == want,
-        "response_contains": lambda want: want in record["response"],
-        "response_not_contains": lambda want: want not in record["response"],
-        "response_equals": lambda want: record["response"] == want,
-        "instruction_equals": lambda want: record["instruction"] == want,
-        "validation_steps_count": lambda want: len(record["validation_steps"]) == want,
-        "metadata_contains": lambda want: all(
-            record.get("metadata", {}).get(k) == v for k, v in want.items()
-        ),
-    }
-    for key, test in tests.items():
-        if key in item and not test(item[key]):
-            return f"{key} does not hold"
-    return None
 
 
 def _in_export(home: Home, export: str, record_id: str, pref: list[dict[str, Any]]) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import subprocess
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +12,6 @@ from distill.home import Home
 from distill.jsonio import canonical_json, count_lines, file_sha256
 from distill.schemas import FileDigest, StageCounts, StageReceipt, StageValidation
 from distill.stage_report import StageReport
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def digest_files(home: Home, paths: list[Path]) -> list[FileDigest]:

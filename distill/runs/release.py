@@ -10,10 +10,10 @@ import shlex
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import distill
+from distill.clock import utc_now
 from distill.config import Config
 from distill.errors import DistillError
 from distill.home import Home
@@ -180,7 +180,7 @@ def _manifest(
     sha = git_sha(home.root)
     return ReleaseManifest(
         version=version,
-        created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        created_at=utc_now(),
         git_sha=sha,
         distill_version=distill.__version__,
         code_hash=code_hash(),

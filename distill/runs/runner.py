@@ -8,11 +8,11 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from distill.clock import utc_now, utc_stamp
 from distill.config import Config
 from distill.errors import DistillError, InputMissingError, format_validation_error, os_error
 from distill.home import Home
@@ -24,7 +24,6 @@ from distill.runs.receipts import (
     git_sha,
     not_run_receipt,
     receipt_from_report,
-    utc_now,
 )
 from distill.runs.summary import render_summary_md, run_warnings
 from distill.schemas import DatasetInfo, DriftReport, RunSummary, StageReceipt
@@ -72,7 +71,7 @@ def stage_context(
 
 def new_run_id() -> str:
     """Sorts by start time, so the previous run is the previous name."""
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + uuid.uuid4().hex[:6]
+    return utc_stamp() + "-" + uuid.uuid4().hex[:6]
 
 
 def run_all(
@@ -93,7 +92,7 @@ def run_all(
     folder = home.reports_dir / run_id
     previous, unreadable = _previous_summary(home)
     sha = git_sha(home.root)
-    started = utc_now()
+    started = utc_now(micro=True)
     writes = _ReportWriter()
     receipts, failed = _run_stages(
         home,
@@ -185,7 +184,7 @@ class _ReportWriter:
 def _run_stage(
     home: Home, run_id: str, stage: Stage, context: StageContext, sha: str | None
 ) -> StageReceipt:
-    started, clock = utc_now(), time.perf_counter()
+    started, clock = utc_now(micro=True), time.perf_counter()
     try:
         report = stage.run(context)
     except Exception as err:  # every failure becomes a failed receipt, never a lost run
@@ -200,7 +199,7 @@ def _run_stage(
             sha=sha,
             params={},
             started=started,
-            ended=utc_now(),
+            ended=utc_now(micro=True),
             duration=time.perf_counter() - clock,
         )
     return receipt_from_report(
@@ -209,7 +208,7 @@ def _run_stage(
         report,
         sha=sha,
         started=started,
-        ended=utc_now(),
+        ended=utc_now(micro=True),
         duration=time.perf_counter() - clock,
     )
 
@@ -271,7 +270,7 @@ def _summary(
         warnings=run_warnings(receipts),
         drift_level="first_run",
         started_at=started,
-        ended_at=utc_now(),
+        ended_at=utc_now(micro=True),
     )
 
 

@@ -7,13 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 
 from distill.config import Config
 from distill.errors import InputMissingError, ValidationFailed, format_validation_error
 from distill.home import Home
-from distill.jsonio import atomic_writer, iter_json_objects, iter_raw_lines, validated_line
+from distill.jsonio import RawLine, atomic_writer, iter_json_objects, validated_line
 from distill.limits import LineLimits
 from distill.schemas import Category, EvidenceRecord, ScoredRun, most_conservative
 from distill.sources import FACTS_STREAM, OBSERVER_STREAM, ScoringContext, Source
@@ -124,24 +123,21 @@ def _score_file(
 def _read_evidence_rows(
     path: Path, limits: LineLimits
 ) -> Iterator[tuple[dict[str, Any], EvidenceRecord]]:
-    for raw in iter_raw_lines(path, limits.evidence):
-        if raw.data is None:  # collect never writes one: the file was changed after it
-            raise ValidationFailed(
-                f"{path}:{raw.line_no} is {raw.size} bytes, over {limits.describe('evidence')}",
-                [],
-                hint="rerun `distill collect` to regenerate the evidence files",
-            )
-        if not raw.data.strip():
-            continue
+    hint = "rerun `distill collect` to regenerate the evidence files"
+
+    def refuse(raw: RawLine, why: str) -> None:  # collect never writes one: a changed file
+        if raw.data is None:
+            why = f"{raw.size} bytes, over {limits.describe('evidence')}"
+        raise ValidationFailed(f"{path}:{raw.line_no} is {why}", [], hint=hint)
+
+    for raw, row in iter_json_objects(path, limits.evidence, on_bad=refuse):
         try:
-            row = orjson.loads(raw.data)
             yield row, EvidenceRecord.model_validate(row)
-        except (orjson.JSONDecodeError, ValidationError) as err:
-            detail = format_validation_error(err) if isinstance(err, ValidationError) else str(err)
+        except ValidationError as err:
             raise ValidationFailed(
                 f"{path}:{raw.line_no} is not valid evidence.v1",
-                [detail],
-                hint="rerun `distill collect` to regenerate the evidence files",
+                [format_validation_error(err)],
+                hint=hint,
             ) from err
 
 

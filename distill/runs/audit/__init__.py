@@ -10,9 +10,9 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
+from distill.clock import utc_now
 from distill.config import Config
 from distill.errors import DistillError
 from distill.home import Home
@@ -102,7 +102,7 @@ def run_audit(
             # the checks it finished stay; the rest of the group is this one failed check
             checks.append(required(name, CheckResult(f"{name} checks ran", False, why)))
     previous = last_baseline(home)
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = utc_now()
     metrics = dict(sorted(ctx.metrics.items()))
     report = AuditReport(
         created_at=now,

@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from distill.home import Home
-from distill.jsonio import iter_raw_lines, write_bytes_atomic
+from distill.jsonio import iter_json_objects, write_bytes_atomic
 from distill.runs.audit.context import BASELINES_FILE, OWN_LINE_LIMIT
 from distill.runs.summary import md_cell
 from distill.schemas import AuditBaseline, AuditReport, MetricDrift
@@ -24,11 +24,9 @@ def last_baseline(home: Home) -> AuditBaseline | None:
     latest: AuditBaseline | None = None
     merged: dict[str, float] = {}
     if path.is_file():
-        for raw in iter_raw_lines(path, OWN_LINE_LIMIT):
-            if raw.data is None or not raw.data.strip():
-                continue
+        for _, row in iter_json_objects(path, OWN_LINE_LIMIT):
             try:
-                latest = AuditBaseline.model_validate_json(raw.data)
+                latest = AuditBaseline.model_validate(row)
             except ValidationError:
                 continue
             merged.update(latest.metrics)

@@ -7,11 +7,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 
 from distill.errors import DistillError
-from distill.jsonio import file_sha256, iter_raw_lines
+from distill.jsonio import RawLine, file_sha256, iter_json_objects
 from distill.leftovers import leftovers
 from distill.runs.acceptance import AcceptanceReport
 from distill.runs.audit.context import (
@@ -192,20 +191,18 @@ def replay_audit_checks(ctx: AuditContext) -> Iterator[AuditCheck]:
 
     log = ctx.home.kb_dir / REPLAY_STREAM
     own: list[tuple[int, dict[str, Any]]] = []
-    foreign, invalid = 0, list[str]()
-    for raw in iter_raw_lines(log, OWN_LINE_LIMIT) if log.is_file() else []:
-        if raw.data is not None and not raw.data.strip():
-            continue
-        try:
-            row = orjson.loads(raw.data or b"")
-        except orjson.JSONDecodeError:
-            row = None
-        if isinstance(row, dict) and row.get("schema") == "replay_run.v1":
+    invalid: list[str] = []
+    garbage: list[RawLine] = []  # collect skips these with a reason
+    foreign = 0  # another tool's rows: collect keeps them
+    lines = iter_json_objects(log, OWN_LINE_LIMIT, on_bad=lambda raw, _: garbage.append(raw))
+    for raw, row in lines if log.is_file() else []:
+        if row.get("schema") == "replay_run.v1":
             own.append((raw.line_no, row))
-        elif isinstance(row, dict) and "schema" in row:
+        elif "schema" in row:
             invalid.append(f"line {raw.line_no}: schema {row['schema']!r}, not replay_run.v1")
-        else:  # another tool's row, or a garbage line: collect keeps or skips it with a reason
+        else:
             foreign += 1
+    foreign += len(garbage)
     checked = 0
     for n, (line_no, row) in enumerate(own, 1):
         if ctx.full or n <= SAMPLE_HEAD or n % SAMPLE_STRIDE == 0:
