@@ -224,6 +224,7 @@ def provenance_check(
 
 def index_checks(home: Home, known_id: str) -> Iterator[CheckResult]:
     """The index mirrors the RAG export, and a known query finds its record first."""
+    # imported when called: only what reads the index loads it, so other commands start faster
     from distill.index import PlaybookStore, Retriever
 
     synced = list(index_sync_checks(home, str(home.index_dir)))
@@ -246,6 +247,7 @@ def index_checks(home: Home, known_id: str) -> Iterator[CheckResult]:
 
 def index_sync_checks(home: Home, uri: str) -> Iterator[CheckResult]:
     """The table's ids and sig_hashes are the RAG export's, and every row is indexed."""
+    # imported when called: only what reads the index loads it, so other commands start faster
     from distill.index import PlaybookStore
     from distill.index.stage import index_mismatch
 
@@ -287,6 +289,7 @@ def index_sync_checks(home: Home, uri: str) -> Iterator[CheckResult]:
 
 def replay_checks(home: Home, task: str) -> Iterator[CheckResult]:
     """A dry-run replay builds a labelled bundle and logs one valid replay_run.v1 line."""
+    # imported when called: replay brings httpx and the model clients (~0.15 s), needed here only
     from distill.index import PlaybookStore, Retriever
     from distill.replay import ReplayOptions, replay
     from distill.replay.run import REPLAY_STREAM

@@ -160,6 +160,7 @@ def _drift_gate(home: Home) -> GateResult:
 def _manifest(
     home: Home, options: AuditOptions, gates: list[GateResult], version: str | None
 ) -> ReleaseManifest:
+    # imported when called: only what reads the index loads it, so other commands start faster
     from distill.index import PlaybookStore
     from distill.index.store import resolve_index_uri
 

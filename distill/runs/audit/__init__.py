@@ -132,6 +132,7 @@ def acceptance_in_tmp() -> AcceptanceReport:
 
 
 def _context(home: Home, config: Config, options: AuditOptions) -> AuditContext:
+    # imported when called: only what reads the index loads it, so other commands start faster
     from distill.index import make_embedder
     from distill.index.store import resolve_index_uri
 

@@ -118,6 +118,7 @@ def receipt_checks(ctx: AuditContext) -> Iterator[AuditCheck]:
 
 
 def index_audit_checks(ctx: AuditContext) -> Iterator[AuditCheck]:
+    # imported when called: only what reads the index loads it, so other commands start faster
     from distill.index import PlaybookStore
     from distill.index.maintenance import old_versions
 
@@ -187,6 +188,7 @@ def replay_audit_checks(ctx: AuditContext) -> Iterator[AuditCheck]:
     """The replay log is also a source stream: rows from other tools (no ``schema`` tag) sit
     beside distill's own replay_run.v1 lines. Distill's lines are held to the schema and the
     escalation guard; the other rows are collect's to judge, and are only counted here."""
+    # imported when called: replay brings httpx and the model clients (~0.15 s), needed here only
     from distill.replay.run import REPLAY_STREAM, ReplayOptions
 
     log = ctx.home.kb_dir / REPLAY_STREAM
@@ -271,6 +273,7 @@ def _escalation_guard(ctx: AuditContext, own: list[tuple[int, dict[str, Any]]]) 
 
 def _dry_run(ctx: AuditContext) -> CheckResult:
     """A dry run of a fixed task (an accepted playbook's own instruction); logs nothing."""
+    # imported when called: replay brings httpx and the model clients (~0.15 s), needed here only
     from distill.index import PlaybookStore, Retriever
     from distill.replay import ReplayOptions, replay
 
