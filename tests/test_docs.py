@@ -114,3 +114,11 @@ def test_nothing_cites_files_users_do_not_have() -> None:
                 f"{path.relative_to(REPO)} names {name}" for name in ABSENT_FILES if name in text
             ]
     assert not citing, "; ".join(citing) + ": point at docs/ instead"
+
+
+def test_the_configuration_page_lists_every_environment_variable() -> None:
+    from distill.settings import ENV_VARS
+
+    page = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    rows = set(re.findall(r"^\| `(DISTILL_[A-Z_]+)` \|", page, re.MULTILINE))
+    assert rows == {var.name for var in ENV_VARS}, "docs/configuration.md's table is out of date"
