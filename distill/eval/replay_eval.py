@@ -13,7 +13,7 @@ import numpy as np
 from distill.errors import ConfigError
 from distill.eval.abstain import OUT_OF_SCOPE, relevance_curve, top_relevance
 from distill.home import Home
-from distill.index import Retriever
+from distill.index import PlaybookSearch
 from distill.index.relevance import DEFAULT_MIN_RELEVANCE
 from distill.jsonio import iter_json_objects, refuse_bad_lines
 from distill.replay import ReplayOptions, replay
@@ -128,7 +128,7 @@ def evaluate_replay(
     home: Home,
     tasks: list[EvalTask],
     *,
-    retriever: Callable[[], Retriever],
+    retriever: Callable[[], PlaybookSearch],
     local: ModelFactory,
     escalation: ModelFactory | None = None,
     allow_escalation: bool = False,

@@ -7,7 +7,7 @@ from distill.index.embedders import (
     embedder_for,
     make_embedder,
 )
-from distill.index.search import Retriever, SearchHit, fuse
+from distill.index.search import PlaybookSearch, Retriever, SearchHit, fuse
 from distill.index.store import IndexManifest, IndexReport, PlaybookStore, read_playbooks
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "HashingEmbedder",
     "IndexManifest",
     "IndexReport",
+    "PlaybookSearch",
     "PlaybookStore",
     "Retriever",
     "SearchHit",

@@ -9,7 +9,7 @@ carries an absolute ``relevance`` (:mod:`distill.index.relevance`), the same wha
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -69,6 +69,19 @@ def search_payload(version: int, mode: str, hits: list[SearchHit]) -> dict[str, 
         "mode": mode,
         "hits": [{"rank": rank, **hit.to_dict()} for rank, hit in enumerate(hits, 1)],
     }
+
+
+class PlaybookSearch(Protocol):
+    """What replay needs of an open index: its version, its term statistics, and search.
+    :class:`Retriever` is the implementation; tests stand in for it with canned hits."""
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def terms(self) -> TermStats: ...
+
+    def search(self, query: str, *, mode: Mode = "hybrid", top_k: int = 8) -> list[SearchHit]: ...
 
 
 class Retriever:

@@ -12,7 +12,7 @@ from pathlib import Path
 from distill.clock import utc_now
 from distill.errors import DistillError
 from distill.home import Home
-from distill.index import Retriever, SearchHit
+from distill.index import PlaybookSearch, SearchHit
 from distill.index.relevance import DEFAULT_MIN_RELEVANCE
 from distill.jsonio import append_line_locked, canonical_json, model_line
 from distill.replay.bundle import build_bundle
@@ -76,7 +76,7 @@ def replay(
     task: str,
     options: ReplayOptions,
     *,
-    retriever: Callable[[], Retriever] | None,
+    retriever: Callable[[], PlaybookSearch] | None,
     local: ModelFactory,
     escalation: ModelFactory | None = None,
 ) -> ReplayRun:
@@ -128,7 +128,7 @@ def _evidence(
     home: Home,
     hits: list[SearchHit],
     bundle: Bundle,
-    opened: Retriever | None,
+    opened: PlaybookSearch | None,
     options: ReplayOptions,
 ) -> GateEvidence:
     """What the semantic checks need: every retrieved playbook, the threshold, and the rejected
@@ -245,7 +245,7 @@ def _record(
     task: str,
     options: ReplayOptions,
     hits: list[SearchHit],
-    opened: Retriever | None,
+    opened: PlaybookSearch | None,
     bundle: Bundle,
     attempts: list[Attempt],
 ) -> ReplayRun:
@@ -290,7 +290,7 @@ def _record(
 
 
 def _verdict(
-    options: ReplayOptions, opened: Retriever | None, bundle: Bundle, final: Attempt | None
+    options: ReplayOptions, opened: PlaybookSearch | None, bundle: Bundle, final: Attempt | None
 ) -> ReplayVerdict:
     if opened is not None and not (bundle.exemplars or bundle.warnings):
         return "abstained"  # nothing cleared the threshold (a fitted bundle is never empty)
