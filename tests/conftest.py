@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +15,16 @@ from distill.home import Home
 from distill.index import PlaybookStore, Retriever
 from distill.replay import ReplayOptions, replay
 from distill.runs import RunOptions, run_all
+from distill.serve import ServeState
 from distill.stages import StageContext, StageFlags, StageReport, pipeline
 
-REPO = Path(__file__).resolve().parent.parent
-FIXTURES = REPO / "fixtures"
-RECORDED_AT = "2026-01-01T00:00:00Z"
+from .helpers.answers import TASK
+from .helpers.models import PacedModel
+from .helpers.paths import FIXTURES as FIXTURES  # test modules import these from here
+from .helpers.paths import RECORDED_AT as RECORDED_AT
+from .helpers.paths import REPO as REPO
+from .helpers.replay import SampleIndex
+from .helpers.serve import make_state, running
 
 
 @pytest.fixture(autouse=True)
@@ -76,11 +81,12 @@ def run_pipeline(
     return {stage.export or stage.name: stage.run(context) for stage in pipeline(index=False)}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Home:
     """The sample corpus after run-all (hashing embedder) and one logged dry-run replay.
 
-    Built once per module; tests copy it before changing anything.
+    Built once per test run and shared: a test that changes anything copies it first
+    (``copy_home``); one that only reads (``sample_index``) may use it where it is.
     """
     root = tmp_path_factory.mktemp("pristine") / "home"
     shutil.copytree(FIXTURES / "sample" / "data", root / "data")
@@ -102,3 +108,32 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Home:
 def copy_home(source: Home, folder: Path) -> Home:
     shutil.copytree(source.root, folder / "home")
     return Home((folder / "home").resolve())
+
+
+@pytest.fixture(scope="session")
+def sample_index(pristine: Home) -> SampleIndex:
+    """The index of ``pristine`` (read-only) and its hybrid top 8 for ``TASK``."""
+    uri = str(pristine.index_dir)
+    retriever = Retriever(PlaybookStore(uri))
+    return SampleIndex(uri, retriever.search(TASK, top_k=8), retriever.version)
+
+
+@pytest.fixture(scope="module")
+def model() -> PacedModel:
+    """The model a module's ``distill serve`` (``url``) answers with."""
+    return PacedModel()
+
+
+@pytest.fixture(scope="module")
+def state(
+    tmp_path_factory: pytest.TempPathFactory, sample_index: SampleIndex, model: PacedModel
+) -> ServeState:
+    """What a module's ``distill serve`` serves: a fresh home over ``sample_index``."""
+    return make_state(tmp_path_factory.mktemp("serve-home"), sample_index, model)
+
+
+@pytest.fixture(scope="module")
+def url(state: ServeState) -> Iterator[str]:
+    """The base URL of a module's ``distill serve``, running in a thread."""
+    with running(state) as base:
+        yield base

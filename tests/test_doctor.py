@@ -17,7 +17,7 @@ from distill.doctor.state import check_disk, check_home, check_index, check_lock
 from distill.home import Home
 from distill.lock import writer_lock
 
-from .fake_upstream import FakeUpstream
+from .helpers.upstream import FakeUpstream
 
 KEY = "sk-doctor-0123456789"
 

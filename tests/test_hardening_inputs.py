@@ -27,7 +27,7 @@ from distill.sources.rows import evidence_from_row, normalise_time
 from distill.stages import collect
 
 from .conftest import RECORDED_AT, read_jsonl, run_pipeline, write_stream
-from .test_sources import DROP, make_row, score_row
+from .helpers.rows import DROP, make_row, score_row
 
 BOM = b"\xef\xbb\xbf"
 H = Category.needs_human_review
@@ -78,7 +78,8 @@ def test_a_deeply_nested_line_is_a_skip_not_a_crash(home: Home, depth: int) -> N
 
 
 def test_nesting_depth_counts_the_row_itself() -> None:
-    assert [nesting_depth(v) for v in (1, [], {"a": [1]}, {"a": {"b": []}})] == [0, 1, 2, 3]
+    values: list[object] = [1, [], {"a": [1]}, {"a": {"b": []}}]
+    assert [nesting_depth(v) for v in values] == [0, 1, 2, 3]
     assert nesting_depth(audit_row(meta=nested(MAX_ROW_DEPTH - 1))) == MAX_ROW_DEPTH
 
 

@@ -6,8 +6,8 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -20,34 +20,23 @@ from distill.home import Home
 from distill.index import HashingEmbedder, PlaybookStore, Retriever, read_playbooks
 from distill.index.stage import index_export
 
-from .conftest import FIXTURES, run_pipeline
-
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def sample_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The RAG export of the sample corpus, built once for the module."""
-    root = tmp_path_factory.mktemp("sample")
-    shutil.copytree(FIXTURES / "sample" / "data", root / "data")
-    home = Home(root.resolve())
-    run_pipeline(home)
-    return home.export_path("rag")
-
-
 @pytest.fixture
-def home(tmp_path: Path, sample_export: Path) -> Home:
+def home(tmp_path: Path, pristine: Home) -> Home:
+    """A home holding only the sample corpus's RAG export (no index yet)."""
     home = Home(tmp_path.resolve())
     home.export_path("rag").parent.mkdir(parents=True)
-    shutil.copy(sample_export, home.export_path("rag"))
+    shutil.copy(pristine.export_path("rag"), home.export_path("rag"))
     return home
 
 
-def _rows(home: Home) -> list[dict]:
+def _rows(home: Home) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in home.export_path("rag").read_bytes().splitlines()]
 
 
-def _write(home: Home, rows: list[dict]) -> None:
+def _write(home: Home, rows: list[dict[str, Any]]) -> None:
     home.export_path("rag").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
 
 
@@ -144,31 +133,40 @@ def test_hashing_embedder_is_seeded_and_normalised() -> None:
 
 
 _READER = textwrap.dedent("""
-    import sys, time
+    import os, sys, time
     from distill.index import PlaybookStore, Retriever
-    store, seen, deadline = PlaybookStore(sys.argv[1]), set(), time.time() + float(sys.argv[2])
-    while time.time() < deadline:
+    store, seen, stop = PlaybookStore(sys.argv[1]), set(), sys.argv[2]
+    deadline, ready = time.time() + 60, False  # a bound, should the test die before "stop"
+    while not os.path.exists(stop) and time.time() < deadline:
         try:
             retriever = Retriever(store)
             hits = retriever.search("webhook idempotency", mode="hybrid", top_k=3)
             seen.add((retriever.table.count_rows(), len(hits) > 0))
         except Exception as err:  # any error is a failure of atomicity
             seen.add(("error", type(err).__name__, str(err)[:80]))
+        if not ready:  # one read done: the test starts rebuilding under it
+            print("ready", flush=True)
+            ready = True
     print(sorted(seen, key=str))
 """)
 
 
-def test_a_reader_never_sees_a_half_built_table(home: Home) -> None:
+def test_a_reader_never_sees_a_half_built_table(home: Home, tmp_path: Path) -> None:
     index_export(home, str(home.index_dir), HashingEmbedder())
     rows = len(_rows(home))
+    stop = tmp_path / "stop"
     reader = subprocess.Popen(
-        [sys.executable, "-c", _READER, str(home.index_dir), "12"],
+        [sys.executable, "-c", _READER, str(home.index_dir), str(stop)],
         stdout=subprocess.PIPE,
         text=True,
     )
-    time.sleep(2)  # let the reader start
-    for _ in range(4):
-        index_export(home, str(home.index_dir), HashingEmbedder(), rebuild=True)
+    assert reader.stdout is not None
+    try:
+        assert reader.stdout.readline() == "ready\n"  # it has read the index: rebuild under it
+        for _ in range(4):
+            index_export(home, str(home.index_dir), HashingEmbedder(), rebuild=True)
+    finally:
+        stop.touch()
     out, _ = reader.communicate(timeout=60)
     assert out.strip() == f"[({rows}, True)]"
 

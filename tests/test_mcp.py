@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -31,69 +29,38 @@ from distill.cli import app
 from distill.config import load_config
 from distill.home import Home
 from distill.mcp_server.transport import build_http_server
-from distill.replay import Completion
+from distill.replay import ChatModel
 from distill.replay.config import ensure_gguf
 from distill.runs import RunOptions, run_all
-from distill.schemas import Bundle
 from distill.serve import ServeSettings, ServeState
 
 from .conftest import FIXTURES, RECORDED_AT, REPO, copy_home, read_jsonl
-from .fake_upstream import FakeUpstream
-from .test_replay import reworded_answer
+from .helpers.answers import reworded_answer
+from .helpers.models import PacedModel
+from .helpers.replay import log_lines
+from .helpers.serve import TOKEN, serving
+from .helpers.upstream import FakeUpstream
 
 TASK = "make the payments webhook idempotent so a replayed Stripe event is charged once"
 TOOLS = {"search_playbooks", "get_playbook", "replay", "record_outcome"}
-TOKEN = "t0ken-" + secrets.token_hex(16)
-
-
-class ReworderModel:
-    """Stand-in local model: a passing, new answer (the top playbook reworded), after a pause."""
-
-    prompt_style = "chat"
-    name = "reworder"
-    endpoint = "scripted:reworder"
-    context_tokens: int | None = None
-
-    def __init__(self, pause: float = 0.0) -> None:
-        self.pause = pause
-
-    def count_tokens(self, text: str) -> int | None:
-        return max(1, len(text) // 4)
-
-    def complete(self, bundle: Bundle, *, max_tokens: int, deadline: Any = None) -> Completion:
-        time.sleep(self.pause)
-        text = reworded_answer(bundle)
-        return Completion(text=text, prompt_tokens=100, completion_tokens=20, latency_ms=1.0)
-
-
-def log_lines(home: Home) -> list[bytes]:
-    path = home.kb_dir / "replay_runs.jsonl"
-    return path.read_bytes().splitlines() if path.exists() else []
 
 
 @contextmanager
 def http_server(state: ServeState) -> Iterator[str]:
     """``distill mcp --transport streamable-http`` for ``state`` in a thread, on a free port."""
-    server = build_http_server(state, access_log=False)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}/mcp"
+        with serving(build_http_server(state, access_log=False)) as base:
+            yield f"{base}/mcp"
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
         state.close()
 
 
-def make_state(home: Home, model: Any, token: str | None = None) -> ServeState:
+def reworder() -> PacedModel:
+    """A passing, new answer (the top playbook reworded)."""
+    return PacedModel(0.0, answer=reworded_answer, name="reworder")
+
+
+def make_state(home: Home, model: ChatModel, token: str | None = None) -> ServeState:
     settings = ServeSettings(token=SecretStr(token) if token else None, min_relevance=0.0)
     return ServeState(home, settings, index_uri=str(home.index_dir), local=lambda: model)
 
@@ -155,7 +122,7 @@ def test_stdio_lists_and_calls_every_tool_resource_and_prompt(mcp_home: Home) ->
 def test_record_outcome_turns_the_next_run_alls_replay_row_into_accepted(
     mcp_home: Home,
 ) -> None:
-    state = make_state(mcp_home, ReworderModel())
+    state = make_state(mcp_home, reworder())
     before = len(log_lines(mcp_home))
     with http_server(state) as url:
 
@@ -183,7 +150,9 @@ def test_record_outcome_turns_the_next_run_alls_replay_row_into_accepted(
 
 
 def test_eight_searches_while_one_replays_and_one_log_line_per_replay(mcp_home: Home) -> None:
-    state = make_state(mcp_home, ReworderModel(pause=0.5))
+    release = threading.Event()
+    model = PacedModel(answer=reworded_answer, name="reworder", release=release)
+    state = make_state(mcp_home, model)
     before = len(log_lines(mcp_home))
     with http_server(state) as url:
 
@@ -193,10 +162,11 @@ def test_eight_searches_while_one_replays_and_one_log_line_per_replay(mcp_home: 
 
         async def together() -> list[Any]:
             replay = asyncio.create_task(one_client("replay", {"task": TASK}))
-            await asyncio.sleep(0.1)
+            assert await asyncio.to_thread(model.started.wait, 60)  # the model is busy
             searches = [one_client("search_playbooks", {"query": f"{TASK} {n}"}) for n in range(8)]
             done = await asyncio.gather(*searches)
             assert not replay.done()  # every search answered while the model was busy
+            release.set()
             return [*done, await replay]
 
         results = asyncio.run(together())
@@ -206,7 +176,7 @@ def test_eight_searches_while_one_replays_and_one_log_line_per_replay(mcp_home: 
 
 
 def test_http_needs_the_token_and_a_loopback_host(mcp_home: Home) -> None:
-    with http_server(make_state(mcp_home, ReworderModel(), token=TOKEN)) as url:
+    with http_server(make_state(mcp_home, reworder(), token=TOKEN)) as url:
         body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
         refused = httpx.post(url, json=body)
         foreign = httpx.post(url, json=body, headers={"Host": "evil.example"})

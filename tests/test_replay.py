@@ -2,16 +2,16 @@
 
 Retrieval is real (LanceDB on disk, built from the sample corpus with the seeded
 ``HashingEmbedder``); the model is ``ScriptedChatModel``, a stand-in that plays canned answers,
-or the real HTTP client talking to ``CountingServer`` on 127.0.0.1.
+or the real HTTP client talking to ``FakeUpstream`` on 127.0.0.1 (both in tests/helpers).
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import shutil
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from distill.index import HashingEmbedder, PlaybookStore, Retriever, SearchHit
 from distill.index.stage import index_export
 from distill.replay import (
     HEDGING_PHRASES,
-    Completion,
+    ChatModel,
     GatePolicy,
     ModelError,
     OpenAICompatibleClient,
@@ -39,130 +39,21 @@ from distill.replay import (
 from distill.replay.bundle import MAX_STEPS, SOURCES_CUE, completion_answer
 from distill.schemas import Bundle, ReplayRun
 
-from .conftest import FIXTURES, RECORDED_AT, read_jsonl, run_pipeline
-from .test_replay_clients import CountingServer, FakeSleep, closed_port
+from .conftest import RECORDED_AT, read_jsonl
+from .helpers.answers import HEDGE, TASK, grounded_answer, grounded_answer_or_plain, reworded_answer
+from .helpers.models import (
+    CannedRetriever,
+    CountingFactory,
+    FakeSleep,
+    ScriptedChatModel,
+    Step,
+    never_called,
+)
+from .helpers.replay import MODEL_ENV, SampleIndex, log_lines, make_hit
+from .helpers.upstream import FakeUpstream, closed_port
 
 runner = CliRunner()
-TASK = "Add a tax rates table and lookup by region: what are the steps?"
-HEDGE = "I'm not sure; it is hard to say without more context about the billing code."
-MODEL_ENV = (
-    "DISTILL_MODEL_URL",
-    "DISTILL_MODEL",
-    "DISTILL_API_KEY",
-    "DISTILL_ESCALATION_URL",
-    "DISTILL_ESCALATION_MODEL",
-    "DISTILL_ESCALATION_API_KEY",
-    "DISTILL_INDEX_URI",
-)
-
-
 # --- stand-ins and fixtures --------------------------------------------------------------------
-
-Step = str | Callable[[Bundle], str] | Exception
-
-
-@dataclass
-class Call:
-    bundle: Bundle
-    max_tokens: int
-
-
-class ScriptedChatModel:
-    """Stand-in for a chat model: plays its script in order (the last step repeats).
-
-    A step is an answer, a function of the bundle that returns one, or an exception to raise.
-    ``tokenizer=False`` behaves like a remote model whose tokenizer is unknown.
-    """
-
-    prompt_style = "chat"
-    context_tokens: int | None = None  # unknown: no task is refused for length
-
-    def __init__(self, *script: Step, name: str = "scripted-local", tokenizer: bool = True):
-        self.script = list(script)
-        self.name = name
-        self.endpoint = f"scripted:{name}"
-        self.tokenizer = tokenizer
-        self.calls: list[Call] = []
-
-    def count_tokens(self, text: str) -> int | None:
-        return max(1, len(text) // 4) if self.tokenizer else None
-
-    def complete(self, bundle: Bundle, *, max_tokens: int, deadline: Any = None) -> Completion:
-        self.calls.append(Call(bundle, max_tokens))
-        step = self.script.pop(0) if len(self.script) > 1 else self.script[0]
-        if isinstance(step, Exception):
-            raise step
-        text = step(bundle) if callable(step) else step
-        return Completion(text=text, prompt_tokens=321, completion_tokens=45, latency_ms=12.34)
-
-
-@dataclass
-class CountingFactory:
-    """A model factory that counts how often replay opens the model."""
-
-    make: Callable[[], Any]
-    calls: int = 0
-
-    def __call__(self) -> Any:
-        self.calls += 1
-        return self.make()
-
-
-@dataclass
-class CannedRetriever:
-    """Stand-in retriever with fixed hits, for forked processes that must not touch LanceDB."""
-
-    hits: list[SearchHit]
-    version: int = 1
-    queries: list[str] = field(default_factory=list)
-
-    def search(self, query: str, *, mode: str, top_k: int) -> list[SearchHit]:
-        self.queries.append(query)
-        return self.hits[:top_k]
-
-
-def grounded_answer(bundle: Bundle) -> str:
-    """An answer that passes the gate: the top piece's own steps (supported by it), every
-    validation step of the bundle it holds, and its citation."""
-    top = (bundle.exemplars + bundle.warnings)[0]
-    steps = "\n".join(f"- {s.step}" for s in bundle.validation_steps if s.id == top.id)
-    return f"{top.response}\nValidation:\n{steps}\nSources: [{top.id}]"
-
-
-def reworded_answer(bundle: Bundle) -> str:
-    """A passing answer that is new: the top piece's sentences with their words in another
-    order (every word is in the playbook, so it is supported; no run of three words is, so it
-    is no reuse), and its validation steps likewise."""
-    top = (bundle.exemplars + bundle.warnings)[0]
-    steps = [s.step for s in bundle.validation_steps if s.id == top.id]
-    lines = [" ".join(reversed(line.split())) for line in [*top.response.splitlines(), *steps]]
-    return "\n".join([*lines, f"Sources: [{top.id}]"])
-
-
-def never_called() -> Any:
-    raise AssertionError("this model factory must not be called")
-
-
-@dataclass(frozen=True)
-class SampleIndex:
-    uri: str
-    hits: list[SearchHit]  # hybrid top-8 for TASK
-    version: int
-
-    def retriever(self) -> Callable[[], Retriever]:
-        return lambda: Retriever(PlaybookStore(self.uri))
-
-
-@pytest.fixture(scope="module")
-def sample_index(tmp_path_factory: pytest.TempPathFactory) -> SampleIndex:
-    """The sample corpus, exported and indexed with the hashing embedder, once per module."""
-    root = tmp_path_factory.mktemp("replay-sample")
-    shutil.copytree(FIXTURES / "sample" / "data", root / "data")
-    source = Home(root.resolve())
-    run_pipeline(source)
-    index_export(source, str(source.index_dir), HashingEmbedder())
-    retriever = Retriever(PlaybookStore(str(source.index_dir)))
-    return SampleIndex(str(source.index_dir), retriever.search(TASK, top_k=8), retriever.version)
 
 
 @pytest.fixture(autouse=True)
@@ -172,21 +63,16 @@ def _no_model_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def counting_server() -> Iterator[CountingServer]:
-    with CountingServer(answer=HEDGE) as server:
+def counting_server() -> Iterator[FakeUpstream]:
+    with FakeUpstream(answer=HEDGE) as server:
         yield server
-
-
-def log_lines(home: Home) -> list[bytes]:
-    path = home.kb_dir / "replay_runs.jsonl"
-    return path.read_bytes().splitlines() if path.exists() else []
 
 
 def run_replay(
     home: Home,
     index: SampleIndex,
-    local: Callable[[], Any],
-    escalation: Callable[[], Any] | None = None,
+    local: Callable[[], ChatModel],
+    escalation: Callable[[], ChatModel] | None = None,
     **options: Any,
 ) -> ReplayRun:
     # the hashing stand-in's cosines are not MiniLM's: logic tests opt out of the relevance
@@ -199,27 +85,6 @@ def run_replay(
         retriever=index.retriever(),
         local=local,
         escalation=escalation,
-    )
-
-
-def make_hit(
-    record_id: str,
-    category: str = "accepted",
-    *,
-    steps: Sequence[str] = (),
-    body: str = "Round each line in src/billing/invoice.py before summing.",
-) -> SearchHit:
-    return SearchHit(
-        id=record_id,
-        score=0.5,
-        title=f"playbook {record_id}",
-        text=f"Task of {record_id}\n\n{body}",
-        category=category,
-        source=record_id.split(":")[0],
-        task_id=None,
-        file_paths=[],
-        validation_steps=list(steps),
-        sig_hash="0" * 64,
     )
 
 
@@ -359,7 +224,7 @@ def test_no_retrieval_gives_an_empty_bundle_and_a_vacuous_citation_check(home: H
     )
     bundle = run.bundle
     assert run.retrieval_mode == "none" and run.hits == [] and run.index_version is None
-    assert bundle.exemplars == bundle.warnings == bundle.validation_steps == []
+    assert bundle.exemplars == [] and bundle.warnings == [] and bundle.validation_steps == []
     assert bundle.messages[-1].content == f"Task: {TASK}"
     assert model.calls[0].bundle == bundle
     gate = run.attempts[0].gate
@@ -441,7 +306,7 @@ def failed_checks(answer: str, bundle: Bundle, policy: GatePolicy | None = None)
     report = run_gate(answer, bundle, GATE_IDS, policy)
     assert {c.name for c in report.checks} == ALL_CHECKS
     failed = {c.name for c in report.checks if not c.passed}
-    assert report.passed is not failed
+    assert report.passed == (not failed)
     return failed
 
 
@@ -552,7 +417,7 @@ def test_escalation_gets_the_same_bundle_when_the_local_answer_fails(
 def test_nothing_reaches_the_escalation_server_unless_allowed(
     home: Home,
     sample_index: SampleIndex,
-    counting_server: CountingServer,
+    counting_server: FakeUpstream,
     allow: bool,
     local_only: bool,
     local_answer: Step,
@@ -627,13 +492,16 @@ def test_every_run_appends_one_valid_line_that_collect_reads_back(
     home: Home, sample_index: SampleIndex
 ) -> None:
     runs = []
-    for script, options in [
+    cases: list[tuple[Step | None, dict[str, Any]]] = [
         (reworded_answer, {}),
         (HEDGE, {"task_id": "LL-9"}),
         (None, {"dry_run": True, "log": True}),  # a dry run logs when asked (audit's does)
         (grounded_answer, {}),  # a copy of the playbook it cites
-    ]:
-        local = (lambda s=script: ScriptedChatModel(s)) if script else never_called
+    ]
+    for script, options in cases:
+        local: Callable[[], ChatModel] = (
+            partial(ScriptedChatModel, script) if script else never_called
+        )
         runs.append(run_replay(home, sample_index, local, **options))
         lines = log_lines(home)
         assert len(lines) == len(runs)
@@ -704,7 +572,7 @@ def test_concurrent_agents_append_whole_lines(home: Home, sample_index: SampleIn
 def test_no_api_key_reaches_the_log_the_json_or_any_file(
     home: Home,
     sample_index: SampleIndex,
-    counting_server: CountingServer,
+    counting_server: FakeUpstream,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     token = uuid.uuid4().hex  # grep for the random part: a stripped prefix must not hide a leak
@@ -805,7 +673,7 @@ def test_cli_without_an_index_exits_1_with_a_hint(home: Home, tmp_path: Path) ->
 
 
 def test_a_server_model_gets_the_retrieved_context(
-    home: Home, sample_index: SampleIndex, counting_server: CountingServer
+    home: Home, sample_index: SampleIndex, counting_server: FakeUpstream
 ) -> None:
     client = OpenAICompatibleClient(counting_server.url, "served-model")
     run = run_replay(home, sample_index, lambda: client)
@@ -832,9 +700,3 @@ def test_eval_replay_compares_retrieval_with_the_baseline(
     assert with_retrieval["gate_pass_rate"] == 1.0 and with_retrieval["cites_relevant_rate"] == 1.0
     assert baseline["cites_relevant_rate"] == 0.0 and baseline["retrieved_relevant_rate"] == 0.0
     assert not (home.kb_dir / "replay_runs.jsonl").exists()  # eval runs are not evidence
-
-
-def grounded_answer_or_plain(bundle: Bundle) -> str:
-    if bundle.exemplars or bundle.warnings:
-        return grounded_answer(bundle)
-    return "Add a unique key per event and skip events already seen; verify it on a replay."

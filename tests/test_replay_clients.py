@@ -1,30 +1,27 @@
 """The OpenAI-compatible client: request shape, retries, errors, secrets.
 
 Most tests run the real client against ``FaultInjectingTransport``, a stand-in for the network
-that plays a script of faults and replies. ``CountingServer`` is a real HTTP server on
-127.0.0.1 speaking the OpenAI shape; ``tests/test_replay.py`` uses it as the escalation endpoint.
+that plays a script of faults and replies; ``FakeUpstream`` (tests/helpers) is a real HTTP
+server on 127.0.0.1 speaking the OpenAI shape.
 """
 
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
 from pydantic import SecretStr
 
-from distill.index import SearchHit
-from distill.replay import ModelError, OpenAICompatibleClient, RetryPolicy, build_bundle
+from distill.replay import ModelError, OpenAICompatibleClient, RetryPolicy
 from distill.replay.clients import STOP, public_url
-from distill.schemas import Bundle
+
+from .helpers.models import FakeSleep
+from .helpers.replay import small_bundle
+from .helpers.upstream import FakeUpstream, closed_port
 
 BASE = "http://models.test/v1"
 CHAT_PATH = "/v1/chat/completions"
@@ -71,16 +68,6 @@ class FaultInjectingTransport(httpx.MockTransport):
         return [json.loads(request.content) for request in self.requests]
 
 
-@dataclass
-class FakeSleep:
-    """Records the delays the retry policy asks for instead of sleeping."""
-
-    delays: list[float] = field(default_factory=list)
-
-    def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-
-
 def client_for(
     transport: httpx.BaseTransport,
     *,
@@ -97,105 +84,9 @@ def client_for(
     )
 
 
-def small_bundle() -> Bundle:
-    hit = SearchHit(
-        id="audits:AUD-1",
-        score=0.9,
-        title="Round invoice totals",
-        text="Round invoice totals per line\n\nRound each line in src/billing/invoice.py.",
-        category="accepted",
-        source="audits",
-        task_id="T-1",
-        file_paths=["src/billing/invoice.py"],
-        validation_steps=["verify the invoice total matches the ledger"],
-        sig_hash="0" * 64,
-    )
-    return build_bundle("Fix invoice rounding", [hit])
-
-
-@dataclass
-class RecordedRequest:
-    path: str
-    headers: dict[str, str]
-    body: dict[str, Any]
-
-
-class CountingServer:
-    """A real OpenAI-shaped HTTP server on 127.0.0.1 (free port) that records every request.
-
-    ``script`` steps, one per request, then ``answer`` forever: a ``str`` is answered with 200,
-    an ``int`` is that HTTP status, a ``float`` sleeps that many seconds before answering.
-    """
-
-    def __init__(self, answer: str = "Scripted answer from the counting server.") -> None:
-        self.answer = answer
-        self.script: deque[str | int | float] = deque()
-        self.requests: list[RecordedRequest] = []
-        self._lock = threading.Lock()
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                body = json.loads(raw) if raw else {}
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                with owner._lock:
-                    owner.requests.append(RecordedRequest(self.path, headers, body))
-                    step = owner.script.popleft() if owner.script else owner.answer
-                if isinstance(step, float):
-                    time.sleep(step)
-                    step = owner.answer
-                if isinstance(step, int):
-                    self._send(step, {"error": {"message": f"scripted {step}"}})
-                elif self.path.endswith("/chat/completions"):
-                    message = {"role": "assistant", "content": step}
-                    self._send(200, {"choices": [{"index": 0, "message": message}], **_USAGE})
-                else:
-                    self._send(200, {"choices": [{"index": 0, "text": step}], **_USAGE})
-
-            def _send(self, status: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # keep pytest output clean
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._server.handle_error = lambda request, address: None  # type: ignore[method-assign]
-        self.port = self._server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    def __enter__(self) -> CountingServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-
-_USAGE = {"usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}}
-
-
-def closed_port() -> int:
-    """A port nothing listens on: connecting to it is refused."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
-def counting_server() -> Iterator[CountingServer]:
-    with CountingServer() as server:
+def counting_server() -> Iterator[FakeUpstream]:
+    with FakeUpstream() as server:
         yield server
 
 
@@ -433,7 +324,7 @@ def test_credentials_in_the_base_url_never_reach_the_endpoint_or_errors() -> Non
 # --- a real HTTP server ------------------------------------------------------------------------
 
 
-def test_the_client_works_over_real_http(counting_server: CountingServer) -> None:
+def test_the_client_works_over_real_http(counting_server: FakeUpstream) -> None:
     counting_server.script.extend(["chat answer", "audits:AUD-1]\nAnswer: completion answer"])
     bundle = small_bundle()
     chat = OpenAICompatibleClient(counting_server.url, "served-model", seed=5)
@@ -460,7 +351,7 @@ def test_the_client_works_over_real_http(counting_server: CountingServer) -> Non
     assert chat.endpoint == f"http://127.0.0.1:{counting_server.port}"
 
 
-def test_a_real_slow_server_times_out_and_is_retried(counting_server: CountingServer) -> None:
+def test_a_real_slow_server_times_out_and_is_retried(counting_server: FakeUpstream) -> None:
     counting_server.script.extend([1.0, "after the timeout"])
     sleep = FakeSleep()
     client = OpenAICompatibleClient(
@@ -473,7 +364,7 @@ def test_a_real_slow_server_times_out_and_is_retried(counting_server: CountingSe
     assert len(counting_server.requests) == 2 and len(sleep.delays) == 1
 
 
-def test_a_real_5xx_then_success(counting_server: CountingServer) -> None:
+def test_a_real_5xx_then_success(counting_server: FakeUpstream) -> None:
     counting_server.script.extend([503, "recovered"])
     client = OpenAICompatibleClient(
         counting_server.url, "m", retry=RetryPolicy(attempts=3, sleep=FakeSleep())

@@ -14,9 +14,9 @@ from distill.cli import app
 from distill.home import Home
 from distill.schemas import ReplayRun
 
-from .fake_upstream import FakeUpstream
-from .test_replay import MODEL_ENV, TASK, log_lines
-from .test_replay_clients import closed_port
+from .helpers.answers import HEDGE, TASK
+from .helpers.replay import MODEL_ENV, log_lines
+from .helpers.upstream import FakeUpstream, closed_port
 
 runner = CliRunner()
 
@@ -67,7 +67,7 @@ def test_a_failing_model_exits_1_and_its_run_is_logged(
 def test_a_local_failure_rescued_by_escalation_follows_the_escalations_gate(
     home: Home, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    answer = "I'm not sure; it is hard to say without more context about the billing code."
+    answer = HEDGE
     with failing_model("500") as url, FakeUpstream("answer", answer=answer) as escalation:
         monkeypatch.setenv("DISTILL_MODEL_URL", url)
         monkeypatch.setenv("DISTILL_ESCALATION_URL", escalation.url)

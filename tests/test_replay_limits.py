@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from distill.cli import app
 from distill.errors import ConfigError
 from distill.home import Home
-from distill.replay import OpenAICompatibleClient, ReplayOptions, RetryPolicy, replay
+from distill.replay import ChatModel, OpenAICompatibleClient, ReplayOptions, RetryPolicy, replay
 from distill.replay.config import ensure_gguf
 from distill.replay.embedded import LlamaCppModel
 from distill.replay.limits import PROMPT_MARGIN, TaskTooLong, fit_bundle
@@ -27,20 +27,12 @@ from distill.serve import ServeSettings, ServeState
 from distill.settings import replay_deadline
 
 from .conftest import REPO
-from .fake_upstream import FakeUpstream
-from .test_replay import (
-    MODEL_ENV,
-    TASK,
-    SampleIndex,
-    ScriptedChatModel,
-    grounded_answer,
-    log_lines,
-    make_hit,
-    sample_index,
-)
-from .test_serve import CHAT, post, running
+from .helpers.answers import PLAIN, TASK, grounded_answer
+from .helpers.models import ScriptedChatModel, Step
+from .helpers.replay import MODEL_ENV, SampleIndex, log_lines, make_hit
+from .helpers.serve import CHAT, chat_body, post, running
+from .helpers.upstream import FakeUpstream
 
-__all__ = ["sample_index"]  # a fixture, used by name
 runner = CliRunner()
 GGUF = REPO / "models" / "gemma-3-270m-q4_k_m.gguf"
 # the tasks of issue 11: under serve's 8,000-character limit, far over a 4,096-token context
@@ -57,7 +49,7 @@ def _no_model_env(monkeypatch: pytest.MonkeyPatch) -> None:
 class WindowedModel(ScriptedChatModel):
     """A scripted model with a known context and a tokenizer of one token per character."""
 
-    def __init__(self, *script: Any, context: int) -> None:
+    def __init__(self, *script: Step, context: int) -> None:
         super().__init__(*script)
         self.context_tokens = context
 
@@ -65,7 +57,9 @@ class WindowedModel(ScriptedChatModel):
         return len(text)
 
 
-def no_retrieval(home: Home, task: str, local: Callable[[], Any], **options: Any) -> ReplayRun:
+def no_retrieval(
+    home: Home, task: str, local: Callable[[], ChatModel], **options: Any
+) -> ReplayRun:
     opts = ReplayOptions(no_retrieval=True, **options)
     return replay(home, task, opts, retriever=None, local=local)
 
@@ -197,7 +191,7 @@ def test_a_hung_server_cannot_hold_a_replay_past_its_deadline(home: Home) -> Non
         started = time.monotonic()
         run = no_retrieval(home, TASK, lambda: client(hung.url), deadline=1.0)
         took = time.monotonic() - started
-        assert hung.requests == 1  # the first request used up the deadline: no retry
+        assert len(hung.requests) == 1  # the first request used up the deadline: no retry
     assert 0.9 < took < 3.0
     error = run.attempts[0].error or ""
     assert "ReadTimeout" in error and "the replay deadline of 1 s" in error
@@ -208,21 +202,17 @@ def test_no_retry_starts_when_its_backoff_would_pass_the_deadline(home: Home) ->
     with FakeUpstream(503) as failing:
         started = time.monotonic()
         run = no_retrieval(home, TASK, lambda: client(failing.url, base_delay=5.0), deadline=2.0)
-        assert failing.requests == 1 and time.monotonic() - started < 1.0
+        assert len(failing.requests) == 1 and time.monotonic() - started < 1.0
     assert "server answered 503" in (run.attempts[0].error or "")
     assert "left no time for another attempt" in (run.attempts[0].error or "")
 
 
 def test_retries_within_the_deadline_still_happen(home: Home) -> None:
-    with FakeUpstream("answer", answer=grounded_answer_text()) as flaky:
+    with FakeUpstream("answer", answer=PLAIN) as flaky:
         flaky.script.extend([503, 503])
         run = no_retrieval(home, TASK, lambda: client(flaky.url), deadline=5.0)
-        assert flaky.requests == 3
+        assert len(flaky.requests) == 3
     assert run.attempts[0].error is None and run.attempts[0].response
-
-
-def grounded_answer_text() -> str:
-    return "Add a unique key per event and skip events already seen; verify on a replay."
 
 
 def test_escalation_shares_the_deadline(home: Home) -> None:
@@ -235,7 +225,7 @@ def test_escalation_shares_the_deadline(home: Home) -> None:
             local=lambda: client(hung.url),
             escalation=lambda: client(escalation.url),
         )
-        assert escalation.requests == 0  # the local call used it all up
+        assert len(escalation.requests) == 0  # the local call used it all up
     local, escalated = run.attempts
     assert "deadline" in (local.error or "")
     assert "passed before attempt 1" in (escalated.error or "")
@@ -254,7 +244,7 @@ def test_the_cli_deadline_bounds_a_hung_server_and_exits_1(
         monkeypatch.setenv("DISTILL_MODEL_URL", hung.url)
         started = time.monotonic()
         result = runner.invoke(app, args)
-        assert time.monotonic() - started < 3.0 and hung.requests == 1
+        assert time.monotonic() - started < 3.0 and len(hung.requests) == 1
     assert result.exit_code == 1, result.output
     said = " ".join(result.stderr.split())  # the console wraps long lines
     assert "deadline of 1 s" in said and "--deadline" in said
@@ -296,12 +286,10 @@ def test_serve_frees_its_generation_slot_at_the_deadline(
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def serve_state(root: Path, index: SampleIndex, model: Any, deadline: float = 180.0) -> ServeState:
+def serve_state(
+    root: Path, index: SampleIndex, model: ChatModel, deadline: float = 180.0
+) -> ServeState:
     home = Home(root.resolve())
     home.kb_dir.mkdir(parents=True, exist_ok=True)
     settings = ServeSettings(deadline=deadline, min_relevance=0.0)  # the hashing stand-in
     return ServeState(home, settings, index_uri=index.uri, local=lambda: model)
-
-
-def chat_body(task: str) -> dict[str, Any]:
-    return {"model": "distill-replay", "messages": [{"role": "user", "content": task}]}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,22 +39,12 @@ from distill.schemas import RagSample, ReplayRun
 from distill.sources import BUILTIN_SOURCES
 from distill.sources.spec import ScoringContext
 
-from .conftest import FIXTURES, RECORDED_AT, read_jsonl
-from .test_replay import (
-    TASK,
-    SampleIndex,
-    ScriptedChatModel,
-    grounded_answer,
-    grounded_answer_or_plain,
-    log_lines,
-    make_hit,
-    never_called,
-    sample_index,
-)
-from .test_replay_limits import chat_body
-from .test_serve import CHAT, post, running
+from .conftest import FIXTURES, RECORDED_AT, copy_home, read_jsonl
+from .helpers.answers import TASK, grounded_answer, grounded_answer_or_plain
+from .helpers.models import ScriptedChatModel, never_called
+from .helpers.replay import SampleIndex, log_lines, make_hit
+from .helpers.serve import CHAT, chat_body, post, running
 
-__all__ = ["sample_index"]  # the module-scoped fixture, shared with test_replay
 runner = CliRunner()
 OUT_OF_SCOPE = "How do we autoscale the Kubernetes pods behind Okta single sign-on?"
 
@@ -131,7 +122,7 @@ def test_term_stats_updated_incrementally_equal_a_recount(tmp_path: Path) -> Non
 def test_every_hit_carries_its_relevance_whatever_the_mode(sample_index: SampleIndex) -> None:
     retriever = sample_index.retriever()()
     by_mode = {
-        mode: {h.id: h for h in retriever.search(TASK, mode=mode, top_k=5)}  # type: ignore[arg-type]
+        mode: {h.id: h for h in retriever.search(TASK, mode=mode, top_k=5)}
         for mode in ("hybrid", "vector", "fts")
     }
     for hits in by_mode.values():
@@ -298,7 +289,7 @@ def test_each_semantic_check_fails_the_answer_it_is_for(
     names = {c.name for c in report.checks if not c.passed}
     expected = failed | ({"cites_only_retrieved"} if "AUD-9999]" in answer else set())
     assert names == expected, [c for c in report.checks if not c.passed]
-    assert report.passed is not names
+    assert report.passed == (not names)
 
 
 def test_a_copy_is_a_reuse_of_what_it_cites_and_a_new_answer_is_not() -> None:
@@ -373,7 +364,7 @@ def test_the_injection_and_the_copy_never_reach_the_rag_export(
             TASK,
             ReplayOptions(min_relevance=0.0, eval_run=eval_run),
             retriever=sample_index.retriever(),
-            local=lambda script=script: ScriptedChatModel(script),
+            local=partial(ScriptedChatModel, script),
         )
         for script, eval_run in (
             (injected, False),
@@ -458,17 +449,14 @@ def test_eval_retrieval_on_a_task_file_draws_the_curve(
 
 
 @pytest.fixture(scope="module")
-def minilm_index(tmp_path_factory: pytest.TempPathFactory) -> Retriever:
-    """The sample corpus's RAG export indexed with the real MiniLM (309 playbooks)."""
+def minilm_index(pristine: Home, tmp_path_factory: pytest.TempPathFactory) -> Retriever:
+    """The sample corpus's RAG export (``pristine``'s) indexed with the real MiniLM (309
+    playbooks)."""
     from distill.index import SentenceTransformerEmbedder
     from distill.index.stage import index_export
 
-    from .conftest import run_pipeline
-
-    root = tmp_path_factory.mktemp("minilm") / "home"
-    shutil.copytree(FIXTURES / "sample" / "data", root / "data")
-    home = Home(root.resolve())
-    run_pipeline(home)
+    home = copy_home(pristine, tmp_path_factory.mktemp("minilm"))
+    shutil.rmtree(home.index_dir)  # the hashing embedder's: MiniLM's is built in its place
     index_export(home, str(home.index_dir), SentenceTransformerEmbedder())
     return Retriever(PlaybookStore(str(home.index_dir)))
 

@@ -27,12 +27,12 @@ from distill.secrets import REDACTED, SECRET_ENV_VARS, ScrubbingFilter, scrub
 from distill.serve.server import log_config
 
 from .conftest import FIXTURES, RECORDED_AT, read_jsonl
-from .fake_upstream import FakeUpstream
-from .test_replay import MODEL_ENV, TASK, SampleIndex, sample_index
-from .test_replay_clients import FakeSleep, small_bundle
-from .test_serve import CHAT, make_state, post, running
+from .helpers.answers import TASK
+from .helpers.models import FakeSleep
+from .helpers.replay import MODEL_ENV, SampleIndex, small_bundle
+from .helpers.serve import CHAT, make_state, post, running
+from .helpers.upstream import FakeUpstream
 
-__all__ = ["sample_index"]  # a fixture, used by name
 runner = CliRunner()
 
 
@@ -165,7 +165,7 @@ def test_keys_echoed_by_the_upstream_reach_no_file_output_or_later_run(
         monkeypatch.setenv("DISTILL_ESCALATION_API_KEY", escalation_key)
         args = ["replay", "--task", TASK, "--home", str(home), "--no-retrieval"]
         result = runner.invoke(app, [*args, "--allow-escalation", "--json"])
-        assert (local.requests, escalation.requests) == (1, 1)  # a 401 is never retried
+        assert (len(local.requests), len(escalation.requests)) == (1, 1)  # 401: no retry
     assert result.exit_code == 1, result.stderr  # a model error, not a gate failure
     run = ReplayRun.model_validate_json(result.stdout)
     assert [a.error and "Bearer [redacted]" in a.error for a in run.attempts] == [True, True]
@@ -188,7 +188,7 @@ def test_serve_answers_and_logs_no_key_or_token(
     auth = {"Authorization": f"Bearer {token}"}
     with FakeUpstream("echo") as upstream:
         model = OpenAICompatibleClient(upstream.url, "m", api_key=SecretStr(key))
-        state = make_state(tmp_path / "serve", sample_index, model, token)  # type: ignore[arg-type]
+        state = make_state(tmp_path / "serve", sample_index, model, token)
         with running(state) as url:
             task = f"{TASK} (our token is {token})"  # pasted by mistake: never echoed or kept
             replayed = post(url, "/v1/replay", {"task": task}, headers=auth)

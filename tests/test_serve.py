@@ -1,7 +1,8 @@
 """distill serve: a real uvicorn server on 127.0.0.1 and a free port, over the sample index.
 
-Retrieval is real (LanceDB on disk, the seeded hashing embedder); the model is ``PacedModel``, a
-stand-in that answers from the bundle after a short pause and records how many calls overlap.
+Retrieval is real (LanceDB on disk, the seeded hashing embedder); the model is ``PacedModel``
+(tests/helpers), a stand-in that answers from the bundle after a short pause and records how many
+calls overlap.
 The OpenAI endpoint is called through the ``openai`` client itself.
 """
 
@@ -9,13 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import shutil
-import socket
 import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,123 +21,31 @@ import httpx
 import openai
 import orjson
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 from pydantic import SecretStr
 
 from distill.errors import DistillError
 from distill.home import Home
 from distill.index import HashingEmbedder, PlaybookStore, Retriever
 from distill.index.stage import index_export
-from distill.replay import Completion, LlamaCppModel, ModelError, ReplayOptions, replay
+from distill.replay import LlamaCppModel, ReplayOptions, replay
 from distill.replay.config import ensure_gguf
-from distill.schemas import Attempt, Bundle, ReplayRun, Usage
+from distill.schemas import Attempt, ReplayRun, Usage
 from distill.serve import (
     GenerationQueue,
     ServeSettings,
     ServeState,
-    build_server,
     is_loopback,
 )
 from distill.serve.chat import ChatAnswer
 
 from .conftest import REPO
-from .test_replay import HEDGE, TASK, SampleIndex, grounded_answer, log_lines, sample_index
+from .helpers.answers import TASK
+from .helpers.models import PacedModel
+from .helpers.replay import SampleIndex, log_lines
+from .helpers.serve import CHAT, MAX_BODY, MAX_TASK, TOKEN, logged, make_state, post, running
 
-__all__ = ["sample_index"]  # a fixture, used by name
-TOKEN = "t0ken-" + secrets.token_hex(16)
-MAX_BODY = 16_384
-MAX_TASK = 2_000
-CHAT = "/v1/chat/completions"
-USER = [{"role": "user", "content": TASK}]
-
-
-class PacedModel:
-    """Stand-in for the local model: grounded answers (hedges when the task says "hedge"),
-    after ``pause`` seconds; counts calls running at once."""
-
-    prompt_style = "chat"
-    name = "paced-local"
-    endpoint = "scripted:paced-local"
-    context_tokens: int | None = None
-
-    def __init__(self, pause: float = 0.02) -> None:
-        self.pause = pause
-        self.calls = 0
-        self.running = 0
-        self.most_at_once = 0
-        self._lock = threading.Lock()
-
-    def count_tokens(self, text: str) -> int | None:
-        return max(1, len(text) // 4)
-
-    def complete(self, bundle: Bundle, *, max_tokens: int, deadline: Any = None) -> Completion:
-        with self._lock:
-            self.calls += 1
-            self.running += 1
-            self.most_at_once = max(self.most_at_once, self.running)
-        try:
-            time.sleep(self.pause)
-        finally:
-            with self._lock:
-                self.running -= 1
-        if "model down" in bundle.task:
-            raise ModelError("server answered 500", url="http://model", status=500, attempts=3)
-        if "hedge" in bundle.task.lower():
-            text = HEDGE
-        elif bundle.exemplars or bundle.warnings:
-            text = grounded_answer(bundle)
-        else:
-            text = "Add a unique key per event and skip events already seen; verify on a replay."
-        return Completion(text=text, prompt_tokens=100, completion_tokens=20, latency_ms=1.0)
-
-
-@contextmanager
-def running(state: ServeState) -> Iterator[str]:
-    """A real uvicorn server for ``state`` in a thread, on a port bound before it starts."""
-    server = build_server(state)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
-
-
-def make_state(
-    root: Path, index: SampleIndex, model: PacedModel, token: str | None = None
-) -> ServeState:
-    home = Home(root.resolve())
-    home.kb_dir.mkdir(parents=True, exist_ok=True)
-    settings = ServeSettings(
-        token=SecretStr(token) if token else None, max_body_bytes=MAX_BODY, max_task_chars=MAX_TASK
-    )
-    return ServeState(home, settings, index_uri=index.uri, local=lambda: model)
-
-
-@pytest.fixture(scope="module")
-def model() -> PacedModel:
-    return PacedModel()
-
-
-@pytest.fixture(scope="module")
-def state(
-    tmp_path_factory: pytest.TempPathFactory, sample_index: SampleIndex, model: PacedModel
-) -> ServeState:
-    return make_state(tmp_path_factory.mktemp("serve-home"), sample_index, model)
-
-
-@pytest.fixture(scope="module")
-def url(state: ServeState) -> Iterator[str]:
-    with running(state) as base:
-        yield base
+USER: list[ChatCompletionMessageParam] = [{"role": "user", "content": TASK}]
 
 
 @pytest.fixture(scope="module")
@@ -149,15 +55,6 @@ def auth_url(
     state = make_state(tmp_path_factory.mktemp("serve-auth"), sample_index, model, TOKEN)
     with running(state) as base:
         yield base
-
-
-def post(url: str, path: str, body: Any, **kwargs: Any) -> httpx.Response:
-    return httpx.post(url + path, json=body, timeout=30, **kwargs)
-
-
-def logged(state: ServeState) -> dict[str, ReplayRun]:
-    runs = [ReplayRun.model_validate_json(line) for line in log_lines(state.home)]
-    return {run.run_id: run for run in runs}
 
 
 # --- replay and search -------------------------------------------------------------------------
@@ -382,7 +279,7 @@ def test_chat_usage_counts_every_attempt_and_an_escalation_has_its_own_budget(
 
     def attempt(role: str, completion_tokens: int) -> Attempt:
         return Attempt(
-            role=role,  # type: ignore[arg-type]
+            role=role,
             model=role,
             endpoint="scripted:" + role,
             prompt_style="chat",
@@ -543,7 +440,7 @@ def test_the_generation_queue_runs_jobs_in_arrival_order() -> None:
         first = asyncio.ensure_future(queue.run(blocker))
         await asyncio.sleep(0)
         started.wait(5)
-        jobs = [asyncio.ensure_future(queue.run(lambda n=n: job(n))) for n in range(20)]
+        jobs = [asyncio.ensure_future(queue.run(partial(job, n))) for n in range(20)]
         await asyncio.sleep(0.05)
         depth = queue.depth
         release.set()

@@ -24,11 +24,12 @@ from distill.replay.remote import ServerError, replay_remote
 from distill.schemas import ReplayRequest, ReplayRun
 from distill.serve import ServeSettings, ServeState, check_settings
 
-from .test_replay import HEDGE, TASK, SampleIndex, log_lines, sample_index
-from .test_replay_clients import CountingServer, FakeSleep, closed_port
-from .test_serve import MAX_TASK, TOKEN, logged, model, state, url
+from .helpers.answers import HEDGE, TASK
+from .helpers.models import FakeSleep
+from .helpers.replay import SampleIndex, log_lines
+from .helpers.serve import MAX_TASK, TOKEN, logged
+from .helpers.upstream import FakeUpstream, closed_port
 
-__all__ = ["model", "sample_index", "state", "url"]  # fixtures, used by name
 runner = CliRunner()
 
 # --- distill replay --server -------------------------------------------------------------------
@@ -117,7 +118,7 @@ def test_sigterm_lets_requests_in_flight_finish_and_loses_no_log_line(
     env = {k: v for k, v in os.environ.items() if not k.startswith("DISTILL_")}
     env["DISTILL_API_TOKEN"] = TOKEN
     results: list[httpx.Response] = []
-    with CountingServer(answer="Add the key, then verify a replayed event.") as model_server:
+    with FakeUpstream(answer="Add the key, then verify a replayed event.") as model_server:
         model_server.script.extend([0.25] * 6)
         command = [sys.executable, "-c", "from distill.cli import main; main()", "serve"]
         command += ["--home", str(home.root), "--index-dir", sample_index.uri, "--port", str(port)]
