@@ -34,10 +34,12 @@ from distill.cli.common import (
     resolve_recorded_at,
     table,
 )
+from distill.config import Config
 from distill.errors import ValidationFailed
+from distill.home import Home
 from distill.runs import RunOptions, find_run, load_summary, run_all
 from distill.runs.acceptance import DEFAULT_FIXTURE, run_acceptance, write_acceptance_report
-from distill.runs.preview import RunPreview, preview_all
+from distill.runs.preview import preview_all
 from distill.schemas import RunSummary
 
 receipts_app = typer.Typer(no_args_is_help=True, help="Inspect the receipts of past runs.")
@@ -79,12 +81,8 @@ def run_all_command(
         seed=index.seed,
         index_uri=index.uri,
     )
-    if dry_run:  # writes nothing, so it takes no lock
-        with err_console.status("run-all --dry-run…") as status:
-            preview = preview_all(
-                resolved, config, options, on_stage=lambda s: status.update(f"previewing {s}…")
-            )
-        _preview(preview, as_json)
+    if dry_run:
+        _preview(resolved, config, options, as_json)
         return
     with home_writer(resolved, "run-all", no_wait), err_console.status("run-all…") as status:
         result = run_all(
@@ -104,7 +102,12 @@ def run_all_command(
         raise ValidationFailed(f"run failed at stage {failed.stage}", failed.validation.errors[:5])
 
 
-def _preview(preview: RunPreview, as_json: bool) -> None:
+def _preview(home: Home, config: Config, options: RunOptions, as_json: bool) -> None:
+    """run-all --dry-run: it writes nothing, so it takes no lock."""
+    with err_console.status("run-all --dry-run…") as status:
+        preview = preview_all(
+            home, config, options, on_stage=lambda stage: status.update(f"previewing {stage}…")
+        )
     for report in preview.reports:
         print_report(report)
     for stage, why in preview.not_previewed:
