@@ -125,7 +125,7 @@ def _rewrite(
 
 def _scored(home: Home, category: str) -> str:
     return next(
-        row["id"]
+        str(row["id"])
         for path in sorted(home.scored_dir.glob("*.jsonl"))
         for row in read_jsonl(path)
         if row["category"] == category

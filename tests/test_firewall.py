@@ -19,18 +19,19 @@ from distill.errors import ValidationFailed
 from distill.home import Home
 from distill.schemas import (
     Category,
+    ExportName,
     PreferenceSample,
     QuarantineReason,
     QuarantineRecord,
     RagSample,
     SftSample,
 )
-from distill.stages import StageReport, export_preference, export_rag, export_sft
+from distill.stages import StageReport, export_datasets, export_preference, export_rag, export_sft
 from distill.stages.export_datasets import reread_check
 
 from .conftest import RECORDED_AT, read_jsonl, run_pipeline, write_stream
 
-export_datasets = importlib.import_module("distill.stages.export_datasets")
+# the package exports the function export_preference under the module's name: import by path
 export_preference_module = importlib.import_module("distill.stages.export_preference")
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -76,7 +77,7 @@ def quarantine(home: Home, export: str) -> list[QuarantineRecord]:
     ]
 
 
-def reasons_by_id(home: Home, export: str) -> dict[str, str]:
+def reasons_by_id(home: Home, export: str) -> dict[str | None, str]:
     return {q.record_id: q.reason.value for q in quarantine(home, export) if q.pair is None}
 
 
@@ -305,8 +306,12 @@ def test_identical_chosen_and_rejected_text_is_never_a_pair(home: Home) -> None:
     assert_invariants(home, reports)
     [row] = exports(home, "preference")
     assert row["rejected_provenance"]["source_run_id"] == "observer_reviews:O-3"
-    refused = [q for q in quarantine(home, "preference") if q.pair is not None]
-    assert [(q.reason.value, q.pair.chosen_id, q.pair.rejected_id) for q in refused] == [
+    refused = [
+        (q.reason.value, q.pair.chosen_id, q.pair.rejected_id)
+        for q in quarantine(home, "preference")
+        if q.pair is not None
+    ]
+    assert refused == [
         ("invalid_preference_pairing", "observer_reviews:O-1", "observer_reviews:O-2")
     ]
     assert reports["preference"].extra["pairs_refused"] == {"invalid_preference_pairing": 1}
@@ -340,10 +345,12 @@ def test_a_record_is_never_paired_with_itself(home: Home) -> None:
     assert scored["observer_reviews:X-1"][1] == scored["audits:X-1"][1]
 
     assert exports(home, "preference") == []
-    refused = [q for q in quarantine(home, "preference") if q.pair is not None]
-    assert [(q.reason.value, q.pair.chosen_id, q.pair.rejected_id) for q in refused] == [
-        ("self_pairing", "observer_reviews:X-1", "audits:X-1")
+    refused = [
+        (q.reason.value, q.pair.chosen_id, q.pair.rejected_id)
+        for q in quarantine(home, "preference")
+        if q.pair is not None
     ]
+    assert refused == [("self_pairing", "observer_reviews:X-1", "audits:X-1")]
     assert reasons_by_id(home, "preference") == {
         "observer_reviews:X-1": "invalid_preference_pairing",
         "audits:X-1": "invalid_preference_pairing",
@@ -582,7 +589,9 @@ def _leak_policy(monkeypatch: pytest.MonkeyPatch) -> None:
     """Let every record past the exporters' category policy, as a buggy policy would."""
     original = export_datasets._export
 
-    def leaky(home: Home, export: str, policy: Any, *args: Any, **kwargs: Any) -> StageReport:
+    def leaky(
+        home: Home, export: ExportName, policy: Any, *args: Any, **kwargs: Any
+    ) -> StageReport:
         return original(home, export, lambda record: None, *args, **kwargs)
 
     monkeypatch.setattr(export_datasets, "_export", leaky)
@@ -676,7 +685,7 @@ def random_streams(draw: st.DrawFn) -> dict[str, list[dict[str, Any]]]:
         for n in range(draw(st.integers(0, 9)))
     ]
     # sometimes a duplicate id
-    if observations and draw(st.booleans()):
+    if len(observations) > 0 and draw(st.booleans()):  # a list left of `and` misleads mypy
         observations.append({**observations[0], "response": draw(TEXTS)})
     audits = [
         audit(f"AU-{n}", draw(TASKS) or "T-1", draw(SEVERITIES), finding=draw(TEXTS))

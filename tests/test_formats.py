@@ -611,7 +611,7 @@ def test_built_in_streams_keep_iso_only_times(tmp_path: Path) -> None:
 
 
 def test_verdict_files_of_every_shape(tmp_path: Path) -> None:
-    files = {
+    files: dict[str, Any] = {
         "logs/a__b-1/report.json": {"resolved": True, "tests_status": {}},
         "logs/harness/report.json": {"a__b-2": {"resolved": False}, "a__b-3": {"resolved": True}},
         "final.json": {

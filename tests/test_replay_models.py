@@ -15,6 +15,7 @@ import pytest
 from distill.index import SearchHit
 from distill.replay import LlamaCppModel, OpenAICompatibleClient, build_bundle
 from distill.replay.config import ensure_gguf
+from distill.schemas import Bundle
 
 from .conftest import REPO
 
@@ -29,7 +30,7 @@ def gguf() -> Path:
     return ensure_gguf(GGUF)
 
 
-def _bundle():  # type: ignore[no-untyped-def]
+def _bundle() -> Bundle:
     return build_bundle(TASK, [])
 
 
