@@ -13,15 +13,15 @@ import re
 import stat
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import orjson
 from filelock import FileLock
 from pydantic import BaseModel
 
 from distill.errors import DistillError
+from distill.schemas.fast import fast_accepts
 
 DEFAULT_MAX_LINE_BYTES = 1 << 20
 TEMP_SUFFIX = ".tmp"
@@ -52,9 +52,11 @@ def validated_line(model: type[BaseModel], payload: dict[str, Any]) -> bytes:
     """Validate ``payload`` as ``model`` and return it as one canonical JSONL line.
 
     The payload must spell out every field (no defaults filled in silently), so the bytes
-    written are exactly what a reader validates.
+    written are exactly what a reader validates. The model's msgspec mirror
+    (:mod:`distill.schemas.fast`) answers first; pydantic decides whatever it refuses.
     """
-    model.model_validate(payload)
+    if not fast_accepts(model, payload):
+        model.model_validate(payload)
     if payload.keys() != _field_aliases(model):
         missing = sorted(_field_aliases(model) - payload.keys())
         raise ValueError(f"{model.__name__} payload is missing {missing}")
@@ -66,12 +68,12 @@ def model_line(model: BaseModel) -> bytes:
     return canonical_json(model.model_dump(mode="json", by_alias=True)) + b"\n"
 
 
-@dataclass(frozen=True, slots=True)
-class RawLine:
+class RawLine(NamedTuple):
     """One physical line of a JSONL file. ``data`` is None when the line was over the limit.
 
     ``data`` is the line's content: no line ending and, on line 1, no UTF-8 byte order mark;
-    ``sha256`` and ``size`` are those of the physical bytes (the mark included).
+    ``sha256`` and ``size`` are those of the physical bytes (the mark included). A named tuple:
+    every stage makes one per line, and a tuple is the cheapest immutable record to make.
     """
 
     line_no: int
@@ -81,32 +83,37 @@ class RawLine:
     offset: int
 
 
-def iter_raw_lines(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[RawLine]:
+def iter_raw_lines(
+    path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, *, digest: bool = True
+) -> Iterator[RawLine]:
     """Stream the lines of ``path`` without ever holding more than one line in memory.
 
     Lines longer than ``max_line_bytes`` (not counting the ``\n`` or ``\r\n`` that ends them)
     are consumed in chunks, hashed and measured, never kept. Blank lines are yielded too, so
     callers can count them. A UTF-8 byte order mark at the start of the file is not content.
+    ``digest=False``: a reader that never looks at ``sha256`` (files distill wrote) skips
+    hashing the lines it keeps; their ``sha256`` is ``""``.
     """
+    hexdigest = sha256_hex if digest else _no_digest
+    room = max_line_bytes + 2  # the body plus "\r\n"
     with open(path, "rb") as handle:
+        readline = handle.readline
         line_no = 0
         offset = 0
-        while True:
-            chunk = handle.readline(max_line_bytes + 2)  # room for the body plus "\r\n"
-            if not chunk:
-                return
+        while chunk := readline(room):
             line_no += 1
             start = offset
             offset += len(chunk)
-            if chunk.endswith(b"\n") or len(chunk) < max_line_bytes + 2:
+            if chunk[-1] == 10 or len(chunk) < room:  # 10: "\n"; short: the file's last line
                 body = _without_eol(chunk)
-                if len(body) <= max_line_bytes:
-                    data = body[len(_BOM) :] if start == 0 and body.startswith(_BOM) else body
-                    yield RawLine(line_no, data, sha256_hex(body), len(body), start)
-                else:
+                if len(body) > max_line_bytes:
                     yield RawLine(line_no, None, sha256_hex(body), len(body), start)
+                elif start == 0 and body.startswith(_BOM):
+                    yield RawLine(line_no, body[len(_BOM) :], hexdigest(body), len(body), start)
+                else:
+                    yield RawLine(line_no, body, hexdigest(body), len(body), start)
                 continue
-            digest, size = hashlib.sha256(), 0
+            hasher, size = hashlib.sha256(), 0
             pending = chunk  # held back one chunk, so only the line's own ending is dropped
             while True:
                 following = handle.readline(_CHUNK)
@@ -115,27 +122,35 @@ def iter_raw_lines(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> 
                     pending = _without_eol(pending)
                 elif pending.endswith(b"\r") and following == b"\n":
                     pending, following = pending[:-1], b""
-                digest.update(pending)
+                hasher.update(pending)
                 size += len(pending)
                 if not following:
                     break
                 if following.endswith(b"\n"):
                     tail = _without_eol(following)
-                    digest.update(tail)
+                    hasher.update(tail)
                     size += len(tail)
                     break
                 pending = following
-            yield RawLine(line_no, None, digest.hexdigest(), size, start)
+            yield RawLine(line_no, None, hasher.hexdigest(), size, start)
 
 
 _BOM = b"\xef\xbb\xbf"
+
+
+def _no_digest(_: bytes) -> str:
+    return ""
 
 
 BadLine = Callable[[RawLine, str], None]
 
 
 def iter_json_objects(
-    path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, *, on_bad: BadLine | None = None
+    path: Path,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    *,
+    on_bad: BadLine | None = None,
+    digest: bool = True,
 ) -> Iterator[tuple[RawLine, dict[str, Any]]]:
     """The JSON objects of a JSONL file, each with its raw line, in file order.
 
@@ -143,9 +158,9 @@ def iter_json_objects(
     handed to ``on_bad`` with the reason (``"not a JSON object"``), which may raise to stop
     the read (:func:`refuse_bad_lines`); without ``on_bad`` it is passed over, for lookups and
     first passes over files distill checks elsewhere. A stage that must account for every
-    line reads :func:`iter_raw_lines` instead.
+    line reads :func:`iter_raw_lines` instead (``digest``: as there).
     """
-    for raw in iter_raw_lines(path, max_line_bytes):
+    for raw in iter_raw_lines(path, max_line_bytes, digest=digest):
         if raw.data is not None and not raw.data.strip():
             continue
         row, problem = _json_object(raw, max_line_bytes)
