@@ -106,19 +106,27 @@ class RepoRoots:
 
     def checkout(self, record: Citing) -> Path | None:
         """The folder ``record``'s paths are checked in; None (and counted) when there is none."""
+        checkout, unchecked = self.locate(record)
+        if unchecked is not None:
+            self.no_checkout[unchecked] += 1
+        return checkout
+
+    def locate(self, record: Citing) -> tuple[Path | None, str | None]:
+        """:meth:`checkout` without the count: the folder, or None and the repository that has
+        no checkout here (as :attr:`no_checkout` names it)."""
         if self.single:
-            return self.root
+            return self.root, None
         name = self._fields.get(record.stream, self._default)
         value = record.metadata.get(name)
         if value is None:
             value = record.signals.get(name)
         if value is None or (isinstance(value, str) and not value.strip()):
-            return self.root
+            return self.root, None
         key = repo_key(value)
         checkout = self._find(key) if key is not None else None
         if checkout is None:
-            self.no_checkout["/".join(key) if key else repr(value)[:80]] += 1
-        return checkout
+            return None, "/".join(key) if key else repr(value)[:80]
+        return checkout, None
 
     def describe(self, checkout: Path) -> str:
         """How a message names a checkout: the root, or its folder under the root."""

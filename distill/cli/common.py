@@ -21,6 +21,7 @@ from rich.table import Table
 from distill import settings
 from distill.clock import utc_now
 from distill.config import Config, load_config
+from distill.engine import Engine, EngineName, open_engine
 from distill.errors import (
     ConfigError,
     DistillError,
@@ -101,7 +102,7 @@ IndexDirOpt = Annotated[
     typer.Option(
         "--index-dir",
         envvar=settings.INDEX_URI,
-        help="LanceDB database (any URI LanceDB accepts). Default: "
+        help="The index (a LanceDB database): a folder or s3://bucket/prefix. Default: "
         "$DISTILL_INDEX_URI, else <home>/index.",
         show_default=False,
     ),
@@ -123,6 +124,24 @@ DriftOpt = Annotated[
         "--drift-threshold",
         envvar=settings.DRIFT_THRESHOLD,
         help="Relative change that counts as drift (default: $DISTILL_DRIFT_THRESHOLD, else 0.2).",
+        show_default=False,
+    ),
+]
+EngineOpt = Annotated[
+    EngineName,
+    typer.Option(
+        "--engine",
+        help="Where the per-row work runs: local (this process, the default) or ray (Ray Data "
+        "tasks on --ray-address; pip install 'distill[ray]'). Both write the same bytes.",
+    ),
+]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        envvar="RAY_ADDRESS",
+        help="The Ray cluster of --engine ray (host:6379, or ray://host:10001). Default: "
+        "$RAY_ADDRESS, else a local Ray started for the command with every CPU here.",
         show_default=False,
     ),
 ]
@@ -265,6 +284,16 @@ def home_writer(
                 highlight=False,
             )
         yield
+
+
+@contextlib.contextmanager
+def engine_for(name: EngineName, address: str | None) -> Iterator[Engine]:
+    """The engine of ``--engine``; for Ray, say where it runs (starting one takes seconds)."""
+    if name is EngineName.ray:
+        where = address or "a local Ray (started for this command)"
+        err_console.print(f"engine: ray on {where}", highlight=False)
+    with open_engine(name, address) as engine:
+        yield engine
 
 
 def resolve_home(flag: Path | None) -> tuple[Home, Config]:

@@ -8,13 +8,16 @@ import typer
 
 from distill.cli.common import (
     DryRunOpt,
+    EngineOpt,
     HomeOpt,
     IncludePartialOpt,
     IncludeReviewOpt,
     JsonOpt,
     NoWaitOpt,
+    RayAddressOpt,
     RecordedAtOpt,
     RepoRootOpt,
+    engine_for,
     err_console,
     finish,
     handles_errors,
@@ -22,6 +25,7 @@ from distill.cli.common import (
     resolve_home,
     resolve_recorded_at,
 )
+from distill.engine import EngineName
 from distill.stage_report import StageReport
 from distill.stages.publish import exports_as_set
 from distill.stages.registry import (
@@ -41,27 +45,30 @@ def _run(
     stages: tuple[Stage, ...],
     *,
     repo_root: Path | None,
+    engine: tuple[EngineName, str | None],
     flags: StageFlags,
     dry_run: bool,
     no_wait: bool,
     as_json: bool,
 ) -> None:
     resolved, config = resolve_home(home)
-    context = StageContext(
-        resolved,
-        config,
-        resolve_recorded_at(recorded_at),
-        repo_root,
-        dry_run=dry_run,
-        flags=flags,
-    )
     names = " ".join(str(stage.export) for stage in stages)
     reports: list[StageReport] = []
     with (
         home_writer(resolved, f"export {names}", no_wait, dry_run=dry_run),
+        engine_for(*engine) as chosen,
         exports_as_set(resolved, dry_run=dry_run) as exports,
         err_console.status("exporting…") as status,
     ):
+        context = StageContext(
+            resolved,
+            config,
+            resolve_recorded_at(recorded_at),
+            repo_root,
+            dry_run=dry_run,
+            flags=flags,
+            engine=chosen,
+        )
         for stage in stages:
             status.update(f"exporting {stage.export}…")
             reports.append(stage.run(context))
@@ -78,6 +85,8 @@ def rag_command(
     recorded_at: RecordedAtOpt = None,
     include_review: IncludeReviewOpt = False,
     repo_root: RepoRootOpt = None,
+    engine: EngineOpt = EngineName.local,
+    ray_address: RayAddressOpt = None,
     dry_run: DryRunOpt = False,
     no_wait: NoWaitOpt = False,
     as_json: JsonOpt = False,
@@ -88,6 +97,7 @@ def rag_command(
         recorded_at,
         (export_stage("rag"),),
         repo_root=repo_root,
+        engine=(engine, ray_address),
         flags=StageFlags(include_review=include_review),
         dry_run=dry_run,
         no_wait=no_wait,
@@ -102,6 +112,8 @@ def sft_command(
     recorded_at: RecordedAtOpt = None,
     include_partial: IncludePartialOpt = False,
     repo_root: RepoRootOpt = None,
+    engine: EngineOpt = EngineName.local,
+    ray_address: RayAddressOpt = None,
     dry_run: DryRunOpt = False,
     no_wait: NoWaitOpt = False,
     as_json: JsonOpt = False,
@@ -112,6 +124,7 @@ def sft_command(
         recorded_at,
         (export_stage("sft"),),
         repo_root=repo_root,
+        engine=(engine, ray_address),
         flags=StageFlags(include_partial=include_partial),
         dry_run=dry_run,
         no_wait=no_wait,
@@ -125,6 +138,8 @@ def preference_command(
     home: HomeOpt = None,
     recorded_at: RecordedAtOpt = None,
     repo_root: RepoRootOpt = None,
+    engine: EngineOpt = EngineName.local,
+    ray_address: RayAddressOpt = None,
     dry_run: DryRunOpt = False,
     no_wait: NoWaitOpt = False,
     as_json: JsonOpt = False,
@@ -135,6 +150,7 @@ def preference_command(
         recorded_at,
         (export_stage("preference"),),
         repo_root=repo_root,
+        engine=(engine, ray_address),
         flags=StageFlags(),
         dry_run=dry_run,
         no_wait=no_wait,
@@ -150,6 +166,8 @@ def all_command(
     include_review: IncludeReviewOpt = False,
     include_partial: IncludePartialOpt = False,
     repo_root: RepoRootOpt = None,
+    engine: EngineOpt = EngineName.local,
+    ray_address: RayAddressOpt = None,
     dry_run: DryRunOpt = False,
     no_wait: NoWaitOpt = False,
     as_json: JsonOpt = False,
@@ -160,6 +178,7 @@ def all_command(
         recorded_at,
         EXPORT_STAGES,
         repo_root=repo_root,
+        engine=(engine, ray_address),
         flags=StageFlags(include_review=include_review, include_partial=include_partial),
         dry_run=dry_run,
         no_wait=no_wait,

@@ -17,13 +17,16 @@ from distill.cli.common import (
     SEARCH_MODES,
     DryRunOpt,
     EmbedderOpt,
+    EngineOpt,
     FusionChoice,
     HomeOpt,
     IndexDirOpt,
     JsonOpt,
     NoWaitOpt,
+    RayAddressOpt,
     SearchMode,
     SeedOpt,
+    engine_for,
     err_console,
     handles_errors,
     home_writer,
@@ -33,6 +36,7 @@ from distill.cli.common import (
     resolve_home,
     table,
 )
+from distill.engine import EngineName
 from distill.errors import ValidationFailed
 from distill.index import PlaybookStore
 from distill.index.maintenance import cleanup
@@ -57,6 +61,7 @@ class _BuildFlags:
     dry_run: bool
     no_wait: bool
     as_json: bool
+    engine: tuple[EngineName, str | None] = (EngineName.local, None)
 
 
 def _build(flags: _BuildFlags, *, rebuild: bool) -> None:
@@ -65,12 +70,13 @@ def _build(flags: _BuildFlags, *, rebuild: bool) -> None:
     command = "index build" if rebuild else "index update"
     with (
         home_writer(resolved, command, flags.no_wait, dry_run=flags.dry_run),
+        engine_for(*flags.engine) as engine,
         err_console.status("loading the embedder…") as status,
     ):
         report, result = index_export(
             resolved,
             index.uri,
-            index.make_embedder(),
+            engine.embedder(index.embedder, index.seed),
             rebuild=rebuild,
             ann_threshold=flags.ann_threshold,
             progress=lambda done, total: status.update(f"embedding {done:,}/{total:,}…"),
@@ -98,6 +104,8 @@ def build_command(
     embedder: EmbedderOpt = None,
     seed: SeedOpt = 0,
     ann_threshold: AnnOpt = DEFAULT_ANN_THRESHOLD,
+    engine: EngineOpt = EngineName.local,
+    ray_address: RayAddressOpt = None,
     dry_run: DryRunOpt = False,
     no_wait: NoWaitOpt = False,
     as_json: JsonOpt = False,
@@ -106,7 +114,17 @@ def build_command(
 
     Exit code 1 when the new version fails its own checks (its ids are not the export's).
     """
-    flags = _BuildFlags(home, index_dir, embedder, seed, ann_threshold, dry_run, no_wait, as_json)
+    flags = _BuildFlags(
+        home,
+        index_dir,
+        embedder,
+        seed,
+        ann_threshold,
+        dry_run,
+        no_wait,
+        as_json,
+        (engine, ray_address),
+    )
     _build(flags, rebuild=True)
 
 
@@ -118,6 +136,8 @@ def update_command(
     embedder: EmbedderOpt = None,
     seed: SeedOpt = 0,
     ann_threshold: AnnOpt = DEFAULT_ANN_THRESHOLD,
+    engine: EngineOpt = EngineName.local,
+    ray_address: RayAddressOpt = None,
     dry_run: DryRunOpt = False,
     no_wait: NoWaitOpt = False,
     as_json: JsonOpt = False,
@@ -126,7 +146,17 @@ def update_command(
 
     Exit code 1 when the new version fails its own checks (its ids are not the export's).
     """
-    flags = _BuildFlags(home, index_dir, embedder, seed, ann_threshold, dry_run, no_wait, as_json)
+    flags = _BuildFlags(
+        home,
+        index_dir,
+        embedder,
+        seed,
+        ann_threshold,
+        dry_run,
+        no_wait,
+        as_json,
+        (engine, ray_address),
+    )
     _build(flags, rebuild=False)
 
 

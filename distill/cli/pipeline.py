@@ -9,10 +9,13 @@ from rich.markup import escape
 
 from distill.cli.common import (
     DryRunOpt,
+    EngineOpt,
     HomeOpt,
     JsonOpt,
     NoWaitOpt,
+    RayAddressOpt,
     RecordedAtOpt,
+    engine_for,
     err_console,
     finish,
     handles_errors,
@@ -22,6 +25,7 @@ from distill.cli.common import (
     resolve_recorded_at,
     table,
 )
+from distill.engine import EngineName
 from distill.recon import recon
 from distill.stages.registry import StageContext, stage_named
 
@@ -79,30 +83,51 @@ def recon_command(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
 def collect_command(
     home: HomeOpt = None,
     recorded_at: RecordedAtOpt = None,
+    engine: EngineOpt = EngineName.local,
+    ray_address: RayAddressOpt = None,
     dry_run: DryRunOpt = False,
     no_wait: NoWaitOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Read every stream in data/_kb/ into data/evidence/; bad lines go to the skips file."""
-    _run_stage("collect", home, recorded_at, dry_run=dry_run, no_wait=no_wait, as_json=as_json)
+    _run_stage(
+        "collect",
+        home,
+        recorded_at,
+        (engine, ray_address),
+        dry_run=dry_run,
+        no_wait=no_wait,
+        as_json=as_json,
+    )
 
 
 @handles_errors
 def score_command(
     home: HomeOpt = None,
     recorded_at: RecordedAtOpt = None,
+    engine: EngineOpt = EngineName.local,
+    ray_address: RayAddressOpt = None,
     dry_run: DryRunOpt = False,
     no_wait: NoWaitOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Score the evidence into data/scored-runs/ with each stream's deterministic rule."""
-    _run_stage("score", home, recorded_at, dry_run=dry_run, no_wait=no_wait, as_json=as_json)
+    _run_stage(
+        "score",
+        home,
+        recorded_at,
+        (engine, ray_address),
+        dry_run=dry_run,
+        no_wait=no_wait,
+        as_json=as_json,
+    )
 
 
 def _run_stage(
     name: str,
     home: Path | None,
     recorded_at: str | None,
+    engine: tuple[EngineName, str | None],
     *,
     dry_run: bool,
     no_wait: bool,
@@ -113,8 +138,11 @@ def _run_stage(
     stamp = resolve_recorded_at(recorded_at)
     with (
         home_writer(resolved, name, no_wait, dry_run=dry_run),
+        engine_for(*engine) as chosen,
         err_console.status(f"{name}…") as status,
     ):
-        context = StageContext(resolved, config, stamp, dry_run=dry_run, progress=status.update)
+        context = StageContext(
+            resolved, config, stamp, dry_run=dry_run, progress=status.update, engine=chosen
+        )
         report = stage_named(name).run(context)
     finish([report], as_json)

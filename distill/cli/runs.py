@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -15,15 +16,18 @@ from distill.cli.common import (
     DriftOpt,
     DryRunOpt,
     EmbedderOpt,
+    EngineOpt,
     HomeOpt,
     IncludePartialOpt,
     IncludeReviewOpt,
     IndexDirOpt,
     JsonOpt,
     NoWaitOpt,
+    RayAddressOpt,
     RecordedAtOpt,
     RepoRootOpt,
     SeedOpt,
+    engine_for,
     err_console,
     handles_errors,
     home_writer,
@@ -35,6 +39,7 @@ from distill.cli.common import (
     table,
 )
 from distill.config import Config
+from distill.engine import EngineName
 from distill.errors import ValidationFailed
 from distill.home import Home
 from distill.runs import RunOptions, find_run, load_summary, run_all
@@ -57,6 +62,8 @@ def run_all_command(
     seed: SeedOpt = 0,
     index_dir: IndexDirOpt = None,
     no_index: Annotated[bool, typer.Option("--no-index", help="Skip the index stage.")] = False,
+    engine: EngineOpt = EngineName.local,
+    ray_address: RayAddressOpt = None,
     dry_run: DryRunOpt = False,
     no_wait: NoWaitOpt = False,
     as_json: JsonOpt = False,
@@ -82,9 +89,15 @@ def run_all_command(
         index_uri=index.uri,
     )
     if dry_run:
-        _preview(resolved, config, options, as_json)
+        with engine_for(engine, ray_address) as chosen:
+            _preview(resolved, config, replace(options, engine=chosen), as_json)
         return
-    with home_writer(resolved, "run-all", no_wait), err_console.status("run-all…") as status:
+    with (
+        home_writer(resolved, "run-all", no_wait),
+        engine_for(engine, ray_address) as chosen,
+        err_console.status("run-all…") as status,
+    ):
+        options = replace(options, engine=chosen)
         result = run_all(
             resolved, config, options, on_stage=lambda stage: status.update(f"run-all: {stage}…")
         )

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from distill.clock import utc_now, utc_stamp
 from distill.config import Config
+from distill.engine import LOCAL, Engine
 from distill.errors import DistillError, InputMissingError, format_validation_error, os_error
 from distill.home import Home
 from distill.jsonio import write_bytes_atomic, write_json_atomic
@@ -43,6 +44,7 @@ class RunOptions:
     embedder: str | None = None  # None: minilm (the CLI resolves --embedder and its env var)
     seed: int = 0
     index_uri: str | None = None
+    engine: Engine = LOCAL  # where the stages' per-row work runs (distill.engine)
 
 
 @dataclass
@@ -65,7 +67,13 @@ def stage_context(
         seed=options.seed,
     )
     return StageContext(
-        home, config, options.recorded_at, options.repo_root, dry_run=dry_run, flags=flags
+        home,
+        config,
+        options.recorded_at,
+        options.repo_root,
+        dry_run=dry_run,
+        flags=flags,
+        engine=options.engine,
     )
 
 

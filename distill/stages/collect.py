@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from distill.config import CollectSettings, Config
+from distill.engine import LOCAL, Engine, map_groups
 from distill.home import Home
 from distill.jsonio import atomic_writer, model_line, validated_line
 from distill.limits import LineLimits
 from distill.schemas import EvidenceRecord, SkipReason, SkipRecord
-from distill.sources import RowOutcome, unprocessable
+from distill.sources import RowOutcome, Source, unprocessable
 from distill.sources.inputs import SourceInput, source_inputs
 from distill.sources.paths import PATH_HINT
 from distill.sources.reading import iter_units, source_verdicts
@@ -31,12 +33,14 @@ def collect(
     recorded_at: str,
     dry_run: bool = False,
     progress: Progress | None = None,
+    engine: Engine = LOCAL,
 ) -> StageReport:
     """Read every source's files through its format and write one evidence file per source.
 
     A source reads its ``path`` glob (default ``data/_kb/<name>.jsonl``). Every unit (a line,
     a folded group of lines, a document) becomes evidence or a skip with its reason; blank
-    lines are ignored.
+    lines are ignored. The files are read and written here; ``engine`` runs the rule that turns
+    a unit into evidence (:func:`collect_units`).
     """
     report = StageReport("collect", params={"recorded_at": recorded_at}, dry_run=dry_run)
     for path in home.not_files():
@@ -45,26 +49,29 @@ def collect(
     report.warnings += warnings
     active = [source_input for source_input in inputs if source_input.files]
     report.inputs = [path for si in active for path in (*si.files, *si.verdict_files)]
+    settings = config.collect
+    indexes = [source_verdicts(home, si, settings.max_unit_bytes) for si in active]
+    work = CollectWork(
+        sources=tuple(si.source for si in active),
+        verdicts=tuple(None if index is None else index.verdicts for index in indexes),
+        recorded_at=recorded_at,
+        evidence_limit=LineLimits(settings.max_line_bytes).evidence,
+    )
+    units = [_units(home, si, settings, recorded_at, number) for number, si in enumerate(active)]
     written: set[Path] = set()
     with contextlib.ExitStack() as stack:
         skip_sink = None if dry_run else stack.enter_context(atomic_writer(home.skips_path)).write
-        for source_input in active:
+        groups = map_groups(engine, collect_units, work, units)
+        for source_input, index, results in zip(active, indexes, groups, strict=True):
+            if index is not None:
+                report.warnings += index.warnings
             out_path = home.evidence_dir / f"{source_input.name}.jsonl"
             with contextlib.ExitStack() as stream_stack:
                 sink = None
                 if not dry_run:
                     sink = stream_stack.enter_context(atomic_writer(out_path)).write
                     written.add(out_path)
-                _collect_source(
-                    home,
-                    source_input,
-                    config.collect,
-                    recorded_at,
-                    report,
-                    write=sink,
-                    write_skip=skip_sink,
-                    progress=progress,
-                )
+                _write_source(source_input, results, report, sink, skip_sink, progress)
     if not dry_run:
         _remove_stale(home.evidence_dir, keep=written)
         report.outputs = sorted(written) + [home.skips_path]
@@ -72,24 +79,27 @@ def collect(
     return report.close()
 
 
-def _collect_source(
-    home: Home,
-    source_input: SourceInput,
-    settings: CollectSettings,
-    recorded_at: str,
-    report: StageReport,
-    *,
-    write: Callable[[bytes], object] | None,
-    write_skip: Callable[[bytes], object] | None,
-    progress: Progress | None,
-) -> None:
-    source = source_input.source
-    index = source_verdicts(home, source_input, settings.max_unit_bytes)
-    verdicts = None if index is None else index.verdicts
-    if index is not None:
-        report.warnings += index.warnings
-    evidence_limit = LineLimits(settings.max_line_bytes).evidence
-    units, skipped = 0, Counter[str]()
+@dataclass(frozen=True)
+class CollectWork:
+    """What the unit rule needs besides the unit, per source (in the order of the sources)."""
+
+    sources: tuple[Source, ...]
+    verdicts: tuple[Mapping[str, Any] | None, ...]
+    recorded_at: str
+    evidence_limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class UnitResult:
+    """What one unit became: an evidence line, or (``skip`` set) a line of the skips file."""
+
+    line: bytes
+    skip: str | None = None
+
+
+def _units(
+    home: Home, source_input: SourceInput, settings: CollectSettings, recorded_at: str, number: int
+) -> Iterator[tuple[int, Unit]]:
     for unit in iter_units(
         home,
         source_input,
@@ -97,21 +107,49 @@ def _collect_source(
         max_unit_bytes=settings.max_unit_bytes,
         recorded_at=recorded_at,
     ):
+        yield number, unit
+
+
+def collect_units(work: CollectWork, units: list[tuple[int, Unit]]) -> list[UnitResult]:
+    """The rule, on either engine: each (source number, unit) → its evidence line or skip."""
+    return [_collect_unit(work, number, unit) for number, unit in units]
+
+
+def _collect_unit(work: CollectWork, number: int, unit: Unit) -> UnitResult:
+    source = work.sources[number]
+    outcome = evidence_from_unit(
+        source, unit, recorded_at=work.recorded_at, verdicts=work.verdicts[number]
+    )
+    line = _line_or_skip(outcome, work.evidence_limit)
+    if isinstance(line, bytes):
+        return UnitResult(line)
+    assert line.skip is not None  # evidence_from_unit returns one or the other
+    record = skip_record(source.name, unit, line, work.recorded_at)
+    return UnitResult(model_line(record), line.skip.value)
+
+
+def _write_source(
+    source_input: SourceInput,
+    results: Iterator[UnitResult],
+    report: StageReport,
+    write: Callable[[bytes], object] | None,
+    write_skip: Callable[[bytes], object] | None,
+    progress: Progress | None,
+) -> None:
+    units, skipped = 0, Counter[str]()
+    for result in results:
         units += 1
         report.records_in += 1
-        outcome = evidence_from_unit(source, unit, recorded_at=recorded_at, verdicts=verdicts)
-        line = _line_or_skip(outcome, evidence_limit)
-        if isinstance(line, bytes):
+        if result.skip is None:
             report.records_out += 1
             if write is not None:
-                write(line)
+                write(result.line)
         else:
-            assert line.skip is not None  # evidence_from_unit returns one or the other
-            skipped[line.skip.value] += 1
+            skipped[result.skip] += 1
             if write_skip is not None:
-                write_skip(model_line(skip_record(source.name, unit, line, recorded_at)))
+                write_skip(result.line)
         if progress is not None and report.records_in % 10_000 == 0:
-            progress(source.name, report.records_in)
+            progress(source_input.name, report.records_in)
     report.skipped.update(skipped)
     warning = mostly_skipped(source_input, units, skipped)
     if warning:

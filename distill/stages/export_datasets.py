@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from array import array
 from collections.abc import Callable, Mapping
-from functools import partial
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,9 +14,10 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from distill.config import Config, load_config
+from distill.engine import LOCAL, Engine
 from distill.errors import ValidationFailed, format_validation_error
 from distill.home import Home
-from distill.jsonio import atomic_writer, iter_raw_lines, validated_line
+from distill.jsonio import RawLine, atomic_writer, iter_raw_lines, validated_line
 from distill.limits import LineLimits
 from distill.schemas import (
     Category,
@@ -28,13 +29,14 @@ from distill.schemas import (
 )
 from distill.stage_report import StageReport
 from distill.stages.firewall import (
+    Firewall,
+    Judged,
     QuarantineSink,
     Refusal,
-    admit,
+    candidate_lines,
+    firewall_for,
     id_hash,
     path_check_notes,
-    path_refusal,
-    read_candidates,
     repo_roots,
     scored_files,
 )
@@ -57,6 +59,7 @@ def export_rag(
     repo_root: Path | None = None,
     dry_run: bool = False,
     config: Config | None = None,
+    engine: Engine = LOCAL,
 ) -> StageReport:
     """Playbooks: accepted + partially accepted (+ needs_human_review with ``include_review``).
 
@@ -64,22 +67,6 @@ def export_rag(
     """
     allowed = {A, P, H} if include_review else {A, P}
     policy = rag_policy(allowed)
-
-    def build(record: ScoredRun) -> dict[str, Any]:
-        return {
-            "schema": "rag_sample.v1",
-            "id": record.id,
-            "title": title_of(record.instruction),
-            "text": f"{record.instruction.strip()}\n\n{record.response.strip()}",
-            "instruction": record.instruction,
-            "response": record.response,
-            "category": record.category.value,
-            "source": record.stream,
-            "task_id": record.task_id,
-            "file_paths": record.file_paths,
-            "validation_steps": record.validation_steps,
-            "provenance": provenance_payload(record, recorded_at),
-        }
 
     def check(sample: RagSample) -> str | None:
         return None if sample.category in allowed else f"{sample.id} is {sample.category}"
@@ -89,7 +76,7 @@ def export_rag(
         home,
         "rag",
         policy,
-        build,
+        rag_payload,
         RagSample,
         check,
         params=params,
@@ -97,6 +84,7 @@ def export_rag(
         repo_root=repo_root,
         dry_run=dry_run,
         config=config,
+        engine=engine,
     )
 
 
@@ -108,6 +96,7 @@ def export_sft(
     repo_root: Path | None = None,
     dry_run: bool = False,
     config: Config | None = None,
+    engine: Engine = LOCAL,
 ) -> StageReport:
     """TRL prompt/completion pairs: accepted only (+ partially accepted with ``include_partial``).
 
@@ -115,17 +104,6 @@ def export_sft(
     """
     allowed = {A, P} if include_partial else {A}
     policy = sft_policy(allowed)
-
-    def build(record: ScoredRun) -> dict[str, Any]:
-        return {
-            "schema": "sft_sample.v1",
-            "id": record.id,
-            "prompt": [{"role": "user", "content": record.instruction}],
-            "completion": [{"role": "assistant", "content": record.response}],
-            "quality_score": record.category.value,  # the type refuses the rest
-            "task_id": record.task_id,
-            "provenance": provenance_payload(record, recorded_at),
-        }
 
     def check(sample: SftSample) -> str | None:
         ok = sample.quality_score in allowed
@@ -136,7 +114,7 @@ def export_sft(
         home,
         "sft",
         policy,
-        build,
+        sft_payload,
         SftSample,
         check,
         params=params,
@@ -144,6 +122,7 @@ def export_sft(
         repo_root=repo_root,
         dry_run=dry_run,
         config=config,
+        engine=engine,
     )
 
 
@@ -174,11 +153,42 @@ def sft_policy(allowed: set[Category]) -> Callable[[ScoredRun], Refusal]:
     return policy
 
 
+def rag_payload(record: ScoredRun, recorded_at: str) -> dict[str, Any]:
+    """A playbook (rag_sample.v1) from an admitted scored run."""
+    return {
+        "schema": "rag_sample.v1",
+        "id": record.id,
+        "title": title_of(record.instruction),
+        "text": f"{record.instruction.strip()}\n\n{record.response.strip()}",
+        "instruction": record.instruction,
+        "response": record.response,
+        "category": record.category.value,
+        "source": record.stream,
+        "task_id": record.task_id,
+        "file_paths": record.file_paths,
+        "validation_steps": record.validation_steps,
+        "provenance": provenance_payload(record, recorded_at),
+    }
+
+
+def sft_payload(record: ScoredRun, recorded_at: str) -> dict[str, Any]:
+    """A prompt/completion pair (sft_sample.v1) from an admitted scored run."""
+    return {
+        "schema": "sft_sample.v1",
+        "id": record.id,
+        "prompt": [{"role": "user", "content": record.instruction}],
+        "completion": [{"role": "assistant", "content": record.response}],
+        "quality_score": record.category.value,  # the type refuses the rest
+        "task_id": record.task_id,
+        "provenance": provenance_payload(record, recorded_at),
+    }
+
+
 def _export(
     home: Home,
     export: ExportName,
     policy: Callable[[ScoredRun], Refusal],
-    build: Callable[[ScoredRun], dict[str, Any]],
+    build: Callable[[ScoredRun, str], dict[str, Any]],
     model: type[M],
     check: Callable[[M], str | None],
     *,
@@ -187,6 +197,7 @@ def _export(
     repo_root: Path | None,
     dry_run: bool,
     config: Config | None,
+    engine: Engine,
 ) -> StageReport:
     report = StageReport(
         f"export_{export}",
@@ -202,6 +213,9 @@ def _export(
     config = config or load_config(home.config_path)
     limits, roots = LineLimits.of(config), repo_roots(repo_root, config)
     out_path, quarantine_path = home.export_path(export), home.quarantine_path(export)
+    firewall = firewall_for(
+        export, home, files, roots, recorded_at=recorded_at, limits=limits, before=(policy,)
+    )
     with contextlib.ExitStack() as stack:
         write = quarantine = None
         if not dry_run:
@@ -210,24 +224,47 @@ def _export(
             quarantine = stack.enter_context(atomic_writer(quarantine_path)).write
             write = stack.enter_context(atomic_writer(out_path, verify=verify)).write
         sink = QuarantineSink(export, recorded_at, quarantine)
-        checks = (policy, partial(path_refusal, roots))  # the category first, then the paths
-        for candidate in read_candidates(files, limits, home):
+        work = SampleWork(firewall, model, build)
+        for judged in engine.map(sample_rows, work, candidate_lines(files, limits)):
             report.records_in += 1
-            admitted = admit(candidate, sink, *checks)
-            if admitted is None:
+            sink.take(judged, roots)
+            if judged.line is None or judged.category is None:
                 continue
-            record = admitted.record
             report.records_out += 1
-            report.out_by_category[record.category.value] += 1
-            line = sample_line(model, build(record), export)
+            report.out_by_category[judged.category] += 1
             if write is not None:
-                write(line)
+                write(judged.line)
     report.quarantined = sink.records
     path_check_notes(report, roots)
     report.checks["reread"] = "skipped (dry run)" if dry_run else "passed"
     if not dry_run:
         report.outputs = [out_path, quarantine_path]
     return report.close()
+
+
+@dataclass(frozen=True)
+class SampleWork:
+    """What the RAG or SFT export does to a line, shipped to the engine that does it."""
+
+    firewall: Firewall
+    model: type[BaseModel]
+    build: Callable[[ScoredRun, str], dict[str, Any]]
+
+
+def sample_rows(work: SampleWork, lines: list[tuple[int, RawLine]]) -> list[Judged]:
+    """The firewall and the record type, on either engine: each scored-run line → its sample
+    line, or its quarantine line."""
+    return [_sample_row(work, file_index, raw) for file_index, raw in lines]
+
+
+def _sample_row(work: SampleWork, file_index: int, raw: RawLine) -> Judged:
+    firewall = work.firewall
+    admitted, judged = firewall.judge(file_index, raw)
+    if admitted is None:
+        return judged
+    record = admitted.record
+    line = sample_line(work.model, work.build(record, firewall.recorded_at), firewall.export)
+    return replace(judged, line=line, category=record.category.value)
 
 
 def provenance_payload(record: ScoredRun, recorded_at: str) -> dict[str, Any]:

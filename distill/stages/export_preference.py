@@ -12,16 +12,17 @@ import tempfile
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
-from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
 from distill.config import Config, load_config
+from distill.engine import LOCAL, Engine
 from distill.home import Home
-from distill.jsonio import atomic_writer
+from distill.jsonio import RawLine, atomic_writer
 from distill.limits import LineLimits
 from distill.schemas import (
     Category,
@@ -33,13 +34,14 @@ from distill.stage_report import StageReport
 from distill.stages.export_datasets import reread_check, sample_line
 from distill.stages.firewall import (
     AcceptedCandidate,
+    Firewall,
+    Judged,
     QuarantineSink,
     Refusal,
-    admit,
+    candidate_lines,
+    firewall_for,
     id_hash,
     path_check_notes,
-    path_refusal,
-    read_candidates,
     repo_roots,
     scored_files,
 )
@@ -55,6 +57,7 @@ def export_preference(
     repo_root: Path | None = None,
     dry_run: bool = False,
     config: Config | None = None,
+    engine: Engine = LOCAL,
 ) -> StageReport:
     """Write chosen/rejected pairs; every record not in a pair is quarantined with its reason.
 
@@ -74,6 +77,16 @@ def export_preference(
     config = config or load_config(home.config_path)
     limits, roots = LineLimits.of(config), repo_roots(repo_root, config)
     out_path, quarantine_path = home.export_path("preference"), home.quarantine_path("preference")
+    firewall = firewall_for(
+        "preference",
+        home,
+        files,
+        roots,
+        recorded_at=recorded_at,
+        limits=limits,
+        before=(_category_policy,),  # then the path check, then:
+        after=(_unpairable,),
+    )
     with contextlib.ExitStack() as stack:
         write = quarantine = None
         if not dry_run:
@@ -84,27 +97,21 @@ def export_preference(
         sink = QuarantineSink("preference", recorded_at, quarantine)
         spill = stack.enter_context(tempfile.TemporaryDirectory(prefix="distill-pairs-"))
         eligible = _Eligible(Path(spill))
-        checks = (_category_policy, partial(path_refusal, roots), _unpairable)  # in this order
-        for candidate in read_candidates(files, limits, home):
+        for judged in engine.map(eligible_rows, firewall, candidate_lines(files, limits)):
             report.records_in += 1
-            admitted = admit(candidate, sink, *checks)
-            if admitted is not None:
-                eligible.add(admitted)
+            sink.take(judged, roots)
+            if judged.eligible is not None:
+                eligible.add(judged.eligible)
         handles = [stack.enter_context(open(path, "rb")) for path in files]
+        tasks = (_task_lines(rows, handles) for rows in eligible.groups())
         kinds: Counter[str] = Counter()
-        for task_rows in eligible.groups():
-            pairs, used, unpaired = _pair_task(task_rows, handles, sink)
-            for chosen, rejected in pairs:
-                kinds[f"accepted>{rejected.category.value}"] += 1
-                line = sample_line(
-                    PreferenceSample, _sample(chosen, rejected, recorded_at), "preference"
-                )
+        for task in engine.map(pair_tasks, recorded_at, tasks):
+            kinds.update(task.kinds)
+            for line in task.samples:
                 if write is not None:
                     write(line)
-            report.records_out += len(used)
-            for record, reason in unpaired:
-                unpaired_candidate = AcceptedCandidate(record=record, file_index=-1, offset=-1)
-                sink.record(unpaired_candidate, QuarantineReason.invalid_preference_pairing, reason)
+            report.records_out += task.used
+            sink.absorb(task.quarantine, task.records, task.pairs)
     report.quarantined = sink.records
     report.out_by_category = kinds
     report.extra["pairs"] = sum(kinds.values())
@@ -114,6 +121,27 @@ def export_preference(
     if not dry_run:
         report.outputs = [out_path, quarantine_path]
     return report.close()
+
+
+def eligible_rows(firewall: Firewall, lines: list[tuple[int, RawLine]]) -> list[Judged]:
+    """The firewall, on either engine: each scored-run line → the row that may pair (task,
+    category, time and where the line is) or its quarantine line."""
+    judged = []
+    for file_index, raw in lines:
+        admitted, verdict = firewall.judge(file_index, raw)
+        if admitted is not None:
+            verdict = replace(verdict, eligible=_eligible_row(admitted))
+        judged.append(verdict)
+    return judged
+
+
+def _task_lines(rows: list[tuple[int, int, int]], handles: Sequence[IO[bytes]]) -> TaskLines:
+    """A task's eligible rows read back: (category code, the scored-run line)."""
+    lines = []
+    for code, file, offset in rows:
+        handles[file].seek(offset)
+        lines.append((code, handles[file].readline()))
+    return lines
 
 
 def _category_policy(record: ScoredRun) -> Refusal:
@@ -142,23 +170,9 @@ class _Eligible:
         self._paths = [folder / f"part-{index:02d}.bin" for index in range(self.PARTITIONS)]
         self._files = [open(path, "wb") for path in self._paths]  # noqa: SIM115
 
-    def add(self, candidate: AcceptedCandidate) -> None:
-        record = candidate.record
-        assert record.task_id  # _unpairable refused the records without one
-        task = id_hash(record.task_id)
-        moment = int(datetime.fromisoformat(record.created_at).timestamp() * 1e6)
-        row = array(
-            "q",
-            [
-                task,
-                _CODES[record.category],
-                moment,
-                candidate.file_index,
-                candidate.offset,
-                candidate.line,
-            ],
-        )
-        self._files[task % self.PARTITIONS].write(row.tobytes())
+    def add(self, row: tuple[int, ...]) -> None:
+        """One row :func:`_eligible_row` made."""
+        self._files[row[0] % self.PARTITIONS].write(array("q", row).tobytes())
 
     def groups(self) -> Iterator[list[tuple[int, int, int]]]:
         """Per task, (code, file, offset) rows in time, file, line order."""
@@ -175,40 +189,72 @@ class _Eligible:
                 yield [(int(code[i]), int(file[i]), int(offset[i])) for i in group]
 
 
-def _pair_task(
-    rows: list[tuple[int, int, int]], handles: Sequence[IO[bytes]], sink: QuarantineSink
-) -> tuple[list[tuple[ScoredRun, ScoredRun]], set[str], list[tuple[ScoredRun, str]]]:
-    cache: dict[tuple[int, int], ScoredRun] = {}
+def _eligible_row(candidate: AcceptedCandidate) -> tuple[int, ...]:
+    """(task, category code, time in µs, file, offset, line): what pairing sorts and reads."""
+    record = candidate.record
+    assert record.task_id  # _unpairable refused the records without one
+    moment = int(datetime.fromisoformat(record.created_at).timestamp() * 1e6)
+    return (
+        id_hash(record.task_id),
+        _CODES[record.category],
+        moment,
+        candidate.file_index,
+        candidate.offset,
+        candidate.line,
+    )
 
-    def load(file: int, offset: int) -> ScoredRun:
-        if (file, offset) not in cache:
-            handles[file].seek(offset)
-            cache[(file, offset)] = ScoredRun.model_validate_json(handles[file].readline())
-        return cache[(file, offset)]
 
-    by_code: dict[int, list[tuple[int, int]]] = {0: [], 1: [], 2: []}
-    for code, file, offset in rows:
-        by_code[code].append((file, offset))
+TaskLines = list[tuple[int, bytes]]
+
+
+@dataclass(frozen=True)
+class TaskPairs:
+    """What one task's records became: pair lines, and quarantine lines with their counts."""
+
+    samples: list[bytes]
+    kinds: list[str]
+    used: int
+    quarantine: list[bytes]
+    records: Counter[str]
+    pairs: Counter[str]
+
+
+def pair_tasks(recorded_at: str, tasks: list[TaskLines]) -> list[TaskPairs]:
+    """The pairing rule, on either engine: each task's eligible rows → its pairs."""
+    return [_pair_task(recorded_at, rows) for rows in tasks]
+
+
+def _pair_task(recorded_at: str, rows: TaskLines) -> TaskPairs:
+    records = [ScoredRun.model_validate_json(line) for _, line in rows]
+    captured: list[bytes] = []
+    sink = QuarantineSink("preference", recorded_at, captured.append)
+    by_code: dict[int, list[int]] = {0: [], 1: [], 2: []}
+    for index, (code, _) in enumerate(rows):
+        by_code[code].append(index)
     pairs: list[tuple[ScoredRun, ScoredRun]] = []
     for losing_code in (0, 1):
-        for chosen_ref in by_code[2]:
-            for rejected_ref in by_code[losing_code]:
+        for chosen_index in by_code[2]:
+            for rejected_index in by_code[losing_code]:
                 if len(pairs) == MAX_PAIRS_PER_TASK:
                     break
-                chosen, rejected = load(*chosen_ref), load(*rejected_ref)
+                chosen, rejected = records[chosen_index], records[rejected_index]
                 problem = _pairing_problem(chosen, rejected)
                 if problem is None:
                     pairs.append((chosen, rejected))
                 else:
                     sink.pair(chosen, rejected, *problem)
-    used = {record.id for pair in pairs for record in pair}
-    all_records = [load(file, offset) for _, file, offset in rows]
-    unpaired = [
-        (record, _unpaired_reason(record, by_code, len(pairs)))
-        for record in all_records
-        if record.id not in used
+    samples = [
+        sample_line(PreferenceSample, _sample(chosen, rejected, recorded_at), "preference")
+        for chosen, rejected in pairs
     ]
-    return pairs, used, unpaired
+    used = {record.id for pair in pairs for record in pair}
+    for record in records:
+        if record.id not in used:
+            reason = _unpaired_reason(record, by_code, len(pairs))
+            unpaired = AcceptedCandidate(record=record, file_index=-1, offset=-1)
+            sink.record(unpaired, QuarantineReason.invalid_preference_pairing, reason)
+    kinds = [f"accepted>{rejected.category.value}" for _, rejected in pairs]
+    return TaskPairs(samples, kinds, len(used), captured, sink.records, sink.pairs)
 
 
 def _pairing_problem(chosen: ScoredRun, rejected: ScoredRun) -> tuple[QuarantineReason, str] | None:
@@ -219,9 +265,7 @@ def _pairing_problem(chosen: ScoredRun, rejected: ScoredRun) -> tuple[Quarantine
     return None
 
 
-def _unpaired_reason(
-    record: ScoredRun, by_code: dict[int, list[tuple[int, int]]], pairs: int
-) -> str:
+def _unpaired_reason(record: ScoredRun, by_code: dict[int, list[int]], pairs: int) -> str:
     if pairs == MAX_PAIRS_PER_TASK:
         return f"task {record.task_id} already has {MAX_PAIRS_PER_TASK} pairs"
     if not by_code[2]:

@@ -1,32 +1,27 @@
-"""What every exporter shares: reading scored runs with the pre-checks, and the quarantine sink.
+"""What every exporter shares: the firewall a scored-run line passes, and the quarantine sink.
 
-The pre-checks run in a fixed order and the first that fails names the reason:
+The pre-checks (:mod:`distill.stages.prechecks`) run first, in a fixed order:
 schema_violation → missing_source_run_id → missing_provenance → duplicate_id → empty_content.
 The exporter's own category policy comes next, then the hallucinated-path check
-(:func:`path_refusal`), so a rejected record is quarantined for what it is, never hidden
-behind a path it cites.
+(:class:`PathCheck`), so a rejected record is quarantined for what it is, never hidden
+behind a path it cites. :class:`Firewall` holds one export's checks; whichever engine judges
+the lines runs it (:mod:`distill.engine`).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
-import orjson
-from pydantic import ValidationError
-
 from distill.config import Config
-from distill.errors import InputMissingError, format_validation_error
+from distill.errors import InputMissingError
 from distill.home import Home
-from distill.jsonio import RawLine, iter_json_objects, iter_raw_lines, model_line
+from distill.jsonio import RawLine, iter_raw_lines, model_line
 from distill.limits import LineLimits
 from distill.repos import DEFAULT_REPO_FIELD, RepoRoots
 from distill.schemas import (
-    Category,
     ExportName,
     PairRef,
     QuarantineReason,
@@ -34,62 +29,18 @@ from distill.schemas import (
     ScoredRun,
 )
 from distill.stage_report import StageReport
+from distill.stages.prechecks import AcceptedCandidate as AcceptedCandidate  # the exporters'
+from distill.stages.prechecks import (
+    Candidate,
+    RefusedCandidate,
+    check_line,
+    duplicate_losers,
+    oversized,
+)
+from distill.stages.prechecks import id_hash as id_hash
 
-_SHA256 = frozenset("0123456789abcdef")
 Refusal = tuple[QuarantineReason, str] | None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AcceptedCandidate:
-    """A scored-run line that passed the pre-checks: a record the export's policy judges next."""
-
-    record: ScoredRun
-    file_index: int
-    offset: int
-
-    @property
-    def record_id(self) -> str:
-        return self.record.id
-
-    @property
-    def stream(self) -> str:
-        return self.record.stream
-
-    @property
-    def line(self) -> int:
-        return self.record.provenance.line
-
-    @property
-    def sig_hash(self) -> str:
-        return self.record.provenance.sig_hash
-
-    @property
-    def category(self) -> Category:
-        return self.record.category
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RefusedCandidate:
-    """A scored-run line a pre-check refused, with what could be read of it for the quarantine."""
-
-    reason: QuarantineReason
-    detail: str
-    record_id: str | None
-    stream: str | None
-    line: int  # the source line (provenance.line), or the scored-run line when unknown
-    sig_hash: str | None
-    category: Category | None
-    file_index: int
-    offset: int
-
-
-Candidate = AcceptedCandidate | RefusedCandidate
 Check = Callable[[ScoredRun], Refusal]
-
-
-def id_hash(text: str) -> int:
-    """A 63-bit key for compact per-row bookkeeping (numpy arrays, not Python sets)."""
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") >> 1
 
 
 def repo_fields(config: Config) -> dict[str, str]:
@@ -111,18 +62,27 @@ def repo_roots(repo_root: Path | None, config: Config) -> RepoRoots | None:
     return RepoRoots(repo_root, repo_fields(config)) if repo_root else None
 
 
-def path_refusal(roots: RepoRoots | None, record: ScoredRun) -> Refusal:
-    """hallucinated_file_path when ``record`` cites a path its checkout does not hold."""
-    if roots is None or not record.file_paths:
-        return None
-    checkout = roots.checkout(record)
-    if checkout is None:
-        return None  # no checkout of its repository: counted, reported by path_check_notes
-    missing = roots.missing_in(checkout, record.file_paths)
-    if not missing:
-        return None
-    detail = f"not in the {roots.describe(checkout)}: {', '.join(missing[:5])}"
-    return QuarantineReason.hallucinated_file_path, detail
+class PathCheck:
+    """The hallucinated-path check of one row: quarantines it as hallucinated_file_path when
+    it cites a path its checkout does not hold. ``unchecked`` names the repository that had no
+    checkout under ``--repo-root`` (the row was not checked), for :func:`path_check_notes`."""
+
+    def __init__(self, roots: RepoRoots | None) -> None:
+        self.roots = roots
+        self.unchecked: str | None = None
+
+    def __call__(self, record: ScoredRun) -> Refusal:
+        roots = self.roots
+        if roots is None or not record.file_paths:
+            return None
+        checkout, self.unchecked = roots.locate(record)
+        if checkout is None:
+            return None  # no checkout of its repository: counted, reported by path_check_notes
+        missing = roots.missing_in(checkout, record.file_paths)
+        if not missing:
+            return None
+        detail = f"not in the {roots.describe(checkout)}: {', '.join(missing[:5])}"
+        return QuarantineReason.hallucinated_file_path, detail
 
 
 def admit(candidate: Candidate, sink: QuarantineSink, *checks: Check) -> AcceptedCandidate | None:
@@ -163,161 +123,84 @@ def scored_files(home: Home) -> list[Path]:
     return files
 
 
-def read_candidates(files: list[Path], limits: LineLimits, home: Home) -> Iterator[Candidate]:
-    """Every non-blank line of the scored-run files, in file then line order, pre-checked.
-
-    A line longer than the scored-run limit is one schema_violation, never the end of the run.
-    """
-    losers = duplicate_losers(files, limits)
+def candidate_lines(files: list[Path], limits: LineLimits) -> Iterator[tuple[int, RawLine]]:
+    """(file index, line) of every non-blank line of the scored-run files, in file then line
+    order: what :meth:`Firewall.judge` is given, one line at a time."""
     for file_index, path in enumerate(files):
         for raw in iter_raw_lines(path, limits.scored):
             if raw.data is not None and not raw.data.strip():
                 continue
-            if raw.data is None:
-                yield _oversized(raw, file_index, home.relative(path), limits)
-                continue
-            yield _check(raw.data, raw.line_no, file_index, raw.offset, losers)
+            yield file_index, raw
 
 
-def _oversized(
-    raw: RawLine, file_index: int, scored_file: str, limits: LineLimits
-) -> RefusedCandidate:
-    # Too long to read, so its provenance is out of reach: the scored-run line is named instead.
-    detail = (
-        f"line {raw.line_no} of {scored_file} is {raw.size} bytes, over {limits.describe('scored')}"
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """What one export made of one scored-run line: a ``line`` for the dataset (``category``
+    set), a row ``eligible`` to pair (the preference export), or a ``quarantine`` line with its
+    ``reason``. ``unchecked``: the repository whose checkout was missing (see PathCheck)."""
+
+    line: bytes | None = None
+    category: str | None = None
+    eligible: tuple[int, ...] | None = None
+    quarantine: bytes | None = None
+    reason: str | None = None
+    unchecked: str | None = None
+
+
+@dataclass(frozen=True)
+class Firewall:
+    """One export's firewall over scored-run lines: the pre-checks, then ``before`` (the
+    export's category policy), the path check, then ``after``; the first refusal names the
+    reason. Built once on the driver (:func:`firewall_for`) and shipped to whichever engine
+    judges the lines, so both engines run this one implementation."""
+
+    export: ExportName
+    recorded_at: str
+    names: tuple[str, ...]  # the scored-run files as the home names them
+    limits: LineLimits
+    losers: frozenset[tuple[int, int]]  # (file index, line) of later copies of an id
+    roots: RepoRoots | None
+    before: tuple[Check, ...]
+    after: tuple[Check, ...] = ()
+
+    def judge(self, file_index: int, raw: RawLine) -> tuple[AcceptedCandidate | None, Judged]:
+        """The line's candidate when every check admits it, and the line's judgement."""
+        if raw.data is None:
+            candidate: Candidate = oversized(raw, file_index, self.names[file_index], self.limits)
+        else:
+            candidate = check_line(raw.data, raw.line_no, file_index, raw.offset, self.losers)
+        captured: list[bytes] = []
+        sink = QuarantineSink(self.export, self.recorded_at, captured.append)
+        path = PathCheck(self.roots)
+        admitted = admit(candidate, sink, *self.before, path, *self.after)
+        if admitted is not None:
+            return admitted, Judged(unchecked=path.unchecked)
+        reason = next(iter(sink.records))
+        return None, Judged(quarantine=captured[0], reason=reason, unchecked=path.unchecked)
+
+
+def firewall_for(
+    export: ExportName,
+    home: Home,
+    files: list[Path],
+    roots: RepoRoots | None,
+    *,
+    recorded_at: str,
+    limits: LineLimits,
+    before: tuple[Check, ...],
+    after: tuple[Check, ...] = (),
+) -> Firewall:
+    """The firewall of ``export`` over ``files`` (a first pass over them finds duplicate ids)."""
+    return Firewall(
+        export,
+        recorded_at,
+        tuple(home.relative(path) for path in files),
+        limits,
+        frozenset(duplicate_losers(files, limits)),
+        roots,
+        before,
+        after,
     )
-    return RefusedCandidate(
-        reason=QuarantineReason.schema_violation,
-        detail=detail,
-        record_id=None,
-        stream=None,
-        line=raw.line_no,
-        sig_hash=None,
-        category=None,
-        file_index=file_index,
-        offset=raw.offset,
-    )
-
-
-_BUCKETS = 1 << 24  # 16 MiB of one-byte counters, whatever the input size
-
-
-def duplicate_losers(files: list[Path], limits: LineLimits) -> set[tuple[int, int]]:
-    """(file index, line) of every valid record whose id appeared earlier (by time, then line).
-
-    Memory stays flat as streams grow: a first pass counts ids into a fixed array of buckets,
-    and only lines whose bucket was hit twice (true duplicates plus a few collisions) are
-    validated and ranked in the second pass.
-    """
-    buckets = bytearray(_BUCKETS)
-    for record_id, _, _, _ in _ids(files, limits.scored):
-        slot = id_hash(record_id) % _BUCKETS
-        if buckets[slot] < 2:
-            buckets[slot] += 1
-    ranked: list[tuple[str, int, int, int]] = []
-    for record_id, file_index, line, data in _ids(files, limits.scored):
-        if buckets[id_hash(record_id) % _BUCKETS] < 2:
-            continue
-        checked = _check(data, line, file_index, 0, set())
-        if isinstance(checked, RefusedCandidate):
-            continue  # an invalid copy never evicts a valid one
-        record = checked.record
-        moment = int(datetime.fromisoformat(record.created_at).timestamp() * 1_000_000)
-        ranked.append((record.id, moment, file_index, line))
-    ranked.sort()
-    losers = set()
-    for previous, current in zip(ranked, ranked[1:], strict=False):
-        if previous[0] == current[0]:
-            losers.add((current[2], current[3]))
-    return losers
-
-
-def _ids(files: list[Path], limit: int) -> Iterator[tuple[str, int, int, bytes]]:
-    for file_index, path in enumerate(files):
-        for raw, row in iter_json_objects(path, limit):
-            record_id = row.get("id")
-            if isinstance(record_id, str) and record_id and raw.data is not None:
-                yield record_id, file_index, raw.line_no, raw.data
-
-
-def _check(
-    data: bytes, scored_line: int, file_index: int, offset: int, losers: set[tuple[int, int]]
-) -> Candidate:
-    def refuse(
-        reason: QuarantineReason, detail: str, category: Category | None = None
-    ) -> RefusedCandidate:
-        return RefusedCandidate(
-            reason=reason,
-            detail=detail,
-            record_id=record_id,
-            stream=stream,
-            line=line,
-            sig_hash=sig,
-            category=category,
-            file_index=file_index,
-            offset=offset,
-        )
-
-    record_id: str | None = None
-    stream: str | None = None
-    sig: str | None = None
-    line = scored_line  # until the record says which source line it came from
-    record = _valid_record(data)
-    if record is not None:  # the common case: one parse, one validation
-        record_id, stream, sig = record.id, record.stream, record.provenance.sig_hash
-        line = record.provenance.line
-    else:  # classify the failure in the documented order
-        try:
-            row = orjson.loads(data)
-        except orjson.JSONDecodeError as err:
-            return refuse(QuarantineReason.schema_violation, f"not JSON: {err}"[:200])
-        if not isinstance(row, dict):
-            return refuse(QuarantineReason.schema_violation, "not a JSON object")
-        record_id = _nonempty_str(row.get("id"))
-        stream = _nonempty_str(row.get("stream"))
-        provenance = row.get("provenance")
-        if isinstance(provenance, dict):
-            sig = _nonempty_str(provenance.get("sig_hash"))
-            source_line = provenance.get("line")
-            line = source_line if isinstance(source_line, int) and source_line > 0 else line
-        if record_id is None:
-            return refuse(QuarantineReason.missing_source_run_id, "record has no id")
-        if not _provenance_complete(provenance):
-            return refuse(QuarantineReason.missing_provenance, "provenance incomplete")
-        try:
-            record = ScoredRun.model_validate(row)
-        except ValidationError as err:
-            return refuse(QuarantineReason.schema_violation, format_validation_error(err)[:300])
-    origin = record.provenance  # the schema checks sig_hash and line; emptiness is ours to refuse
-    if not (origin.stream and origin.source_file and origin.source_run_id):
-        return refuse(QuarantineReason.missing_provenance, "provenance incomplete")
-    category = record.category
-    if (file_index, scored_line) in losers:
-        return refuse(QuarantineReason.duplicate_id, f"{record_id} seen earlier", category)
-    if not record.response.strip() or not record.instruction.strip():
-        which = "response" if not record.response.strip() else "instruction"
-        return refuse(QuarantineReason.empty_content, f"empty {which}", category)
-    return AcceptedCandidate(record=record, file_index=file_index, offset=offset)
-
-
-def _valid_record(data: bytes) -> ScoredRun | None:
-    try:
-        return ScoredRun.model_validate_json(data)
-    except ValidationError:
-        return None
-
-
-def _nonempty_str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _provenance_complete(provenance: object) -> bool:
-    if not isinstance(provenance, dict):
-        return False
-    sig = provenance.get("sig_hash")
-    if not (isinstance(sig, str) and len(sig) == 64 and set(sig) <= _SHA256):
-        return False
-    return all(provenance.get(key) for key in ("stream", "source_file", "line", "source_run_id"))
 
 
 class QuarantineSink:
@@ -366,6 +249,22 @@ class QuarantineSink:
                 recorded_at=self.recorded_at,
             )
         )
+
+    def take(self, judged: Judged, roots: RepoRoots | None) -> None:
+        """Count and write the quarantine line of a judged row (an engine judged it), and the
+        repository it left unchecked."""
+        if judged.unchecked is not None and roots is not None:
+            roots.no_checkout[judged.unchecked] += 1
+        if judged.reason is not None and judged.quarantine is not None:
+            self.absorb([judged.quarantine], Counter({judged.reason: 1}), Counter())
+
+    def absorb(self, lines: list[bytes], records: Counter[str], pairs: Counter[str]) -> None:
+        """Lines another sink captured, with what it counted."""
+        self.records.update(records)
+        self.pairs.update(pairs)
+        if self._write is not None:
+            for line in lines:
+                self._write(line)
 
     def _emit(self, entry: QuarantineRecord) -> None:
         if self._write is not None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from distill.config import Config
+from distill.engine import LOCAL, Engine
 from distill.errors import ConfigError
 from distill.home import Home
 from distill.schemas import ExportName
@@ -48,6 +49,7 @@ class StageContext:
     dry_run: bool = False  # compute and report; write nothing
     flags: StageFlags = field(default_factory=StageFlags)
     progress: Callable[[str], None] | None = None  # a status line for long stages
+    engine: Engine = LOCAL  # where the per-row work runs (distill.engine)
 
     def say(self, message: str) -> None:
         if self.progress is not None:
@@ -59,8 +61,15 @@ class Stage:
     """One pipeline stage: its name (the receipt's file name in a run) and how to run it."""
 
     name: str
-    run: Callable[[StageContext], StageReport]
+    body: Callable[[StageContext], StageReport]
     export: ExportName | None = None  # the export stages publish as one set
+
+    def run(self, ctx: StageContext) -> StageReport:
+        """The stage's report; one of a run on Ray says so (``extra.engine``)."""
+        report = self.body(ctx)
+        if ctx.engine.name != "local":
+            report.extra["engine"] = ctx.engine.describe()
+        return report
 
 
 def _collect(ctx: StageContext) -> StageReport:
@@ -70,11 +79,14 @@ def _collect(ctx: StageContext) -> StageReport:
         recorded_at=ctx.recorded_at,
         dry_run=ctx.dry_run,
         progress=lambda stream, n: ctx.say(f"collecting {stream}: {n:,}"),
+        engine=ctx.engine,
     )
 
 
 def _score(ctx: StageContext) -> StageReport:
-    return score(ctx.home, ctx.config, recorded_at=ctx.recorded_at, dry_run=ctx.dry_run)
+    return score(
+        ctx.home, ctx.config, recorded_at=ctx.recorded_at, dry_run=ctx.dry_run, engine=ctx.engine
+    )
 
 
 def _export_rag(ctx: StageContext) -> StageReport:
@@ -85,6 +97,7 @@ def _export_rag(ctx: StageContext) -> StageReport:
         include_review=ctx.flags.include_review,
         dry_run=ctx.dry_run,
         config=ctx.config,
+        engine=ctx.engine,
     )
 
 
@@ -96,6 +109,7 @@ def _export_sft(ctx: StageContext) -> StageReport:
         include_partial=ctx.flags.include_partial,
         dry_run=ctx.dry_run,
         config=ctx.config,
+        engine=ctx.engine,
     )
 
 
@@ -106,17 +120,17 @@ def _export_preference(ctx: StageContext) -> StageReport:
         repo_root=ctx.repo_root,
         dry_run=ctx.dry_run,
         config=ctx.config,
+        engine=ctx.engine,
     )
 
 
 def _index(ctx: StageContext) -> StageReport:
     # imported here: numpy, LanceDB and the embedder load only for a run that builds the index
-    from distill.index import make_embedder
     from distill.index.stage import index_export
     from distill.index.store import resolve_index_uri
 
     uri = resolve_index_uri(ctx.flags.index_uri, ctx.home.index_dir)
-    embedder = make_embedder(ctx.flags.embedder, seed=ctx.flags.seed)
+    embedder = ctx.engine.embedder(ctx.flags.embedder, ctx.flags.seed)
     report, _ = index_export(
         ctx.home,
         uri,

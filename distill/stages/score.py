@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from distill.config import Config
+from distill.engine import LOCAL, Engine, map_groups
 from distill.errors import InputMissingError, ValidationFailed, format_validation_error
 from distill.home import Home
 from distill.jsonio import RawLine, atomic_writer, iter_json_objects, validated_line
@@ -20,28 +21,42 @@ from distill.stage_report import StageReport
 from distill.stages.collect import _remove_stale
 
 
-def score(home: Home, config: Config, *, recorded_at: str, dry_run: bool = False) -> StageReport:
+def score(
+    home: Home,
+    config: Config,
+    *,
+    recorded_at: str,
+    dry_run: bool = False,
+    engine: Engine = LOCAL,
+) -> StageReport:
     """Score every evidence file. Rerunning on unchanged evidence writes identical bytes.
 
     Two passes: the first gathers what cross-stream rules need (the most conservative verdict per
     task for distilled facts, the tasks an observer accepted for replay runs); memory grows with
-    the number of tasks, never with the number of rows.
+    the number of tasks, never with the number of rows. The second runs each row's rule
+    (:func:`score_rows`) on ``engine``; the files are read and written here.
     """
     report = StageReport("score", params={"recorded_at": recorded_at}, dry_run=dry_run)
     files = _evidence_files(home, config)
     report.inputs = list(files.values())
     context = build_context(files, config)
     limits = LineLimits.of(config)
+    work = ScoreWork(
+        sources=tuple(config.sources[name] for name in files),
+        paths=tuple(str(path) for path in files.values()),
+        context=context,
+        recorded_at=recorded_at,
+    )
+    rows = [_evidence_rows(path, limits, number) for number, path in enumerate(files.values())]
     written: set[Path] = set()
-    for name, path in files.items():
-        source = config.sources[name]
+    groups = map_groups(engine, score_rows, work, rows)
+    for name, results in zip(files, groups, strict=True):
         out_path = home.scored_dir / f"{name}.jsonl"
         if dry_run:
-            _score_file(source, path, context, report, limits, recorded_at=recorded_at, write=None)
+            _tally(results, report, write=None)
             continue
         with atomic_writer(out_path) as handle:
-            write = handle.write
-            _score_file(source, path, context, report, limits, recorded_at=recorded_at, write=write)
+            _tally(results, report, write=handle.write)
         written.add(out_path)
     if not dry_run:
         _remove_stale(home.scored_dir, keep=written, schema="scored_run.v1")
@@ -93,52 +108,75 @@ def _scoring_views(path: Path, limit: int) -> Iterator[_ScoringView]:
             yield _ScoringView(task_id, signals)
 
 
-def _score_file(
-    source: Source,
-    path: Path,
-    context: ScoringContext,
-    report: StageReport,
-    limits: LineLimits,
-    *,
-    recorded_at: str,
-    write: Callable[[bytes], object] | None,
+@dataclass(frozen=True)
+class ScoreWork:
+    """What the rule needs besides the row: per evidence file its source and path, in order."""
+
+    sources: tuple[Source, ...]
+    paths: tuple[str, ...]
+    context: ScoringContext
+    recorded_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredLine:
+    line: bytes
+    category: str
+
+
+def score_rows(work: ScoreWork, rows: list[tuple[int, int, dict[str, Any]]]) -> list[ScoredLine]:
+    """The rule, on either engine: each (file number, line number, evidence row) → its
+    scored_run.v1 line. A row that is not evidence.v1 stops the stage (collect never writes one)."""
+    return [_score_row(work, number, line_no, row) for number, line_no, row in rows]
+
+
+def _score_row(work: ScoreWork, number: int, line_no: int, row: dict[str, Any]) -> ScoredLine:
+    try:
+        record = EvidenceRecord.model_validate(row)
+    except ValidationError as err:
+        raise ValidationFailed(
+            f"{work.paths[number]}:{line_no} is not valid evidence.v1",
+            [format_validation_error(err)],
+            hint=_REGENERATE,
+        ) from err
+    verdict = work.sources[number].score(record, work.context)
+    payload = {
+        **row,
+        "schema": "scored_run.v1",
+        "category": verdict.category.value,
+        "rule": verdict.rule,
+        "provenance": {**row["provenance"], "recorded_at": work.recorded_at},
+    }
+    return ScoredLine(validated_line(ScoredRun, payload), verdict.category.value)
+
+
+def _tally(
+    results: Iterator[ScoredLine], report: StageReport, *, write: Callable[[bytes], object] | None
 ) -> None:
-    for row, record in _read_evidence_rows(path, limits):
+    for result in results:
         report.records_in += 1
-        verdict = source.score(record, context)
-        payload = {
-            **row,
-            "schema": "scored_run.v1",
-            "category": verdict.category.value,
-            "rule": verdict.rule,
-            "provenance": {**row["provenance"], "recorded_at": recorded_at},
-        }
-        line = validated_line(ScoredRun, payload)
         report.records_out += 1
-        report.out_by_category[verdict.category.value] += 1
+        report.out_by_category[result.category] += 1
         if write is not None:
-            write(line)
+            write(result.line)
 
 
-def _read_evidence_rows(
-    path: Path, limits: LineLimits
-) -> Iterator[tuple[dict[str, Any], EvidenceRecord]]:
-    hint = "rerun `distill collect` to regenerate the evidence files"
+_REGENERATE = "rerun `distill collect` to regenerate the evidence files"
+
+
+def _evidence_rows(
+    path: Path, limits: LineLimits, number: int
+) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    """(file number, line number, row) of every line; a line that is no JSON object stops the
+    stage."""
 
     def refuse(raw: RawLine, why: str) -> None:  # collect never writes one: a changed file
         if raw.data is None:
             why = f"{raw.size} bytes, over {limits.describe('evidence')}"
-        raise ValidationFailed(f"{path}:{raw.line_no} is {why}", [], hint=hint)
+        raise ValidationFailed(f"{path}:{raw.line_no} is {why}", [], hint=_REGENERATE)
 
     for raw, row in iter_json_objects(path, limits.evidence, on_bad=refuse):
-        try:
-            yield row, EvidenceRecord.model_validate(row)
-        except ValidationError as err:
-            raise ValidationFailed(
-                f"{path}:{raw.line_no} is not valid evidence.v1",
-                [format_validation_error(err)],
-                hint=hint,
-            ) from err
+        yield number, raw.line_no, row
 
 
 def _evidence_files(home: Home, config: Config) -> dict[str, Path]:

@@ -1,0 +1,225 @@
+"""The pre-checks every export runs on a scored-run line, before its own policy.
+
+They run in a fixed order and the first that fails names the reason: schema_violation →
+missing_source_run_id → missing_provenance → duplicate_id → empty_content. A line that passes
+is an :class:`AcceptedCandidate` (its record validated); one that fails, a
+:class:`RefusedCandidate` with what could be read of it for the quarantine file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+from pydantic import ValidationError
+
+from distill.errors import format_validation_error
+from distill.jsonio import RawLine, iter_json_objects
+from distill.limits import LineLimits
+from distill.schemas import Category, QuarantineReason, ScoredRun
+
+_SHA256 = frozenset("0123456789abcdef")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AcceptedCandidate:
+    """A scored-run line that passed the pre-checks: a record the export's policy judges next."""
+
+    record: ScoredRun
+    file_index: int
+    offset: int
+
+    @property
+    def record_id(self) -> str:
+        return self.record.id
+
+    @property
+    def stream(self) -> str:
+        return self.record.stream
+
+    @property
+    def line(self) -> int:
+        return self.record.provenance.line
+
+    @property
+    def sig_hash(self) -> str:
+        return self.record.provenance.sig_hash
+
+    @property
+    def category(self) -> Category:
+        return self.record.category
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RefusedCandidate:
+    """A scored-run line a pre-check refused, with what could be read of it for the quarantine."""
+
+    reason: QuarantineReason
+    detail: str
+    record_id: str | None
+    stream: str | None
+    line: int  # the source line (provenance.line), or the scored-run line when unknown
+    sig_hash: str | None
+    category: Category | None
+    file_index: int
+    offset: int
+
+
+Candidate = AcceptedCandidate | RefusedCandidate
+
+
+def id_hash(text: str) -> int:
+    """A 63-bit key for compact per-row bookkeeping (numpy arrays, not Python sets)."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") >> 1
+
+
+def oversized(
+    raw: RawLine, file_index: int, scored_file: str, limits: LineLimits
+) -> RefusedCandidate:
+    """The schema_violation of a line over the scored-run limit."""
+    # Too long to read, so its provenance is out of reach: the scored-run line is named instead.
+    detail = (
+        f"line {raw.line_no} of {scored_file} is {raw.size} bytes, over {limits.describe('scored')}"
+    )
+    return RefusedCandidate(
+        reason=QuarantineReason.schema_violation,
+        detail=detail,
+        record_id=None,
+        stream=None,
+        line=raw.line_no,
+        sig_hash=None,
+        category=None,
+        file_index=file_index,
+        offset=raw.offset,
+    )
+
+
+_BUCKETS = 1 << 24  # 16 MiB of one-byte counters, whatever the input size
+
+
+def duplicate_losers(files: list[Path], limits: LineLimits) -> set[tuple[int, int]]:
+    """(file index, line) of every valid record whose id appeared earlier (by time, then line).
+
+    Memory stays flat as streams grow: a first pass counts ids into a fixed array of buckets,
+    and only lines whose bucket was hit twice (true duplicates plus a few collisions) are
+    validated and ranked in the second pass.
+    """
+    buckets = bytearray(_BUCKETS)
+    for record_id, _, _, _ in _ids(files, limits.scored):
+        slot = id_hash(record_id) % _BUCKETS
+        if buckets[slot] < 2:
+            buckets[slot] += 1
+    ranked: list[tuple[str, int, int, int]] = []
+    for record_id, file_index, line, data in _ids(files, limits.scored):
+        if buckets[id_hash(record_id) % _BUCKETS] < 2:
+            continue
+        checked = check_line(data, line, file_index, 0, set())
+        if isinstance(checked, RefusedCandidate):
+            continue  # an invalid copy never evicts a valid one
+        record = checked.record
+        moment = int(datetime.fromisoformat(record.created_at).timestamp() * 1_000_000)
+        ranked.append((record.id, moment, file_index, line))
+    ranked.sort()
+    losers = set()
+    for previous, current in zip(ranked, ranked[1:], strict=False):
+        if previous[0] == current[0]:
+            losers.add((current[2], current[3]))
+    return losers
+
+
+def _ids(files: list[Path], limit: int) -> Iterator[tuple[str, int, int, bytes]]:
+    for file_index, path in enumerate(files):
+        for raw, row in iter_json_objects(path, limit):
+            record_id = row.get("id")
+            if isinstance(record_id, str) and record_id and raw.data is not None:
+                yield record_id, file_index, raw.line_no, raw.data
+
+
+def check_line(
+    data: bytes,
+    scored_line: int,
+    file_index: int,
+    offset: int,
+    losers: frozenset[tuple[int, int]] | set[tuple[int, int]],
+) -> Candidate:
+    """One scored-run line through the pre-checks (``losers``: :func:`duplicate_losers`)."""
+
+    def refuse(
+        reason: QuarantineReason, detail: str, category: Category | None = None
+    ) -> RefusedCandidate:
+        return RefusedCandidate(
+            reason=reason,
+            detail=detail,
+            record_id=record_id,
+            stream=stream,
+            line=line,
+            sig_hash=sig,
+            category=category,
+            file_index=file_index,
+            offset=offset,
+        )
+
+    record_id: str | None = None
+    stream: str | None = None
+    sig: str | None = None
+    line = scored_line  # until the record says which source line it came from
+    record = _valid_record(data)
+    if record is not None:  # the common case: one parse, one validation
+        record_id, stream, sig = record.id, record.stream, record.provenance.sig_hash
+        line = record.provenance.line
+    else:  # classify the failure in the documented order
+        try:
+            row = orjson.loads(data)
+        except orjson.JSONDecodeError as err:
+            return refuse(QuarantineReason.schema_violation, f"not JSON: {err}"[:200])
+        if not isinstance(row, dict):
+            return refuse(QuarantineReason.schema_violation, "not a JSON object")
+        record_id = _nonempty_str(row.get("id"))
+        stream = _nonempty_str(row.get("stream"))
+        provenance = row.get("provenance")
+        if isinstance(provenance, dict):
+            sig = _nonempty_str(provenance.get("sig_hash"))
+            source_line = provenance.get("line")
+            line = source_line if isinstance(source_line, int) and source_line > 0 else line
+        if record_id is None:
+            return refuse(QuarantineReason.missing_source_run_id, "record has no id")
+        if not _provenance_complete(provenance):
+            return refuse(QuarantineReason.missing_provenance, "provenance incomplete")
+        try:
+            record = ScoredRun.model_validate(row)
+        except ValidationError as err:
+            return refuse(QuarantineReason.schema_violation, format_validation_error(err)[:300])
+    origin = record.provenance  # the schema checks sig_hash and line; emptiness is ours to refuse
+    if not (origin.stream and origin.source_file and origin.source_run_id):
+        return refuse(QuarantineReason.missing_provenance, "provenance incomplete")
+    category = record.category
+    if (file_index, scored_line) in losers:
+        return refuse(QuarantineReason.duplicate_id, f"{record_id} seen earlier", category)
+    if not record.response.strip() or not record.instruction.strip():
+        which = "response" if not record.response.strip() else "instruction"
+        return refuse(QuarantineReason.empty_content, f"empty {which}", category)
+    return AcceptedCandidate(record=record, file_index=file_index, offset=offset)
+
+
+def _valid_record(data: bytes) -> ScoredRun | None:
+    try:
+        return ScoredRun.model_validate_json(data)
+    except ValidationError:
+        return None
+
+
+def _nonempty_str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _provenance_complete(provenance: object) -> bool:
+    if not isinstance(provenance, dict):
+        return False
+    sig = provenance.get("sig_hash")
+    if not (isinstance(sig, str) and len(sig) == 64 and set(sig) <= _SHA256):
+        return False
+    return all(provenance.get(key) for key in ("stream", "source_file", "line", "source_run_id"))
