@@ -167,3 +167,44 @@ def test_every_relative_path_in_prose_is_found(paths: list[str], sep: str) -> No
 )
 def test_title_is_the_first_line_cut_to_the_limit(instruction: str, title: str) -> None:
     assert title_of(instruction) == title
+
+
+# --- the one-scan versions find what the plain per-word / per-line loops found ---------------
+
+_PLAIN_STEP = re.compile(
+    r"^\s*(?:[-*+\u2022]\s+|\d+[.)]\s+|\[[ xX]\]\s+)*((?:verify|check|assert|ensure|confirm)\b.*)$",
+    re.IGNORECASE,
+)
+_PIECES = st.sampled_from(
+    [
+        "src/app/main.py", "./a.sh", "README.md", "v1.2", "e.g.", "x.Y", "https://h.io/a.py",
+        "a@b.com", "..", ".", "end.", "(see lib/x.ts)", "Verify", "check", "- ensure", "1. Confirm",
+        "K", "\u017f", "\u0130", "ß", " ", "  ", "\n", "\r\n", "\t", "\x1c", "\x85", "\xa0",
+        "\u2028", "\u3000", "\u200b", "word", "dir/file.rs:12", "a/b/c.PY", "x.d", "path/.env",
+    ]
+)  # fmt: skip
+
+
+def _plain_paths(text: str) -> list[str]:
+    """The loop extract_file_paths ran before it scanned the text once."""
+    found: dict[str, None] = {}
+    for word in text.split():
+        if "." not in word or not re.search(r"\.[A-Za-z]", word):
+            continue
+        found.update(dict.fromkeys(extract_file_paths(word)))
+    return list(found)
+
+
+def _plain_steps(text: str) -> list[str]:
+    verbs = ("verify", "check", "assert", "ensure", "confirm")
+    steps = []
+    for line in text.splitlines():
+        if any(verb in line.lower() for verb in verbs) and (match := _PLAIN_STEP.match(line)):
+            steps.append(match.group(1).strip())
+    return steps
+
+
+@given(st.lists(st.one_of(_PIECES, st.text(max_size=8)), max_size=40).map("".join))
+def test_the_text_scans_find_what_the_plain_loops_find(text: str) -> None:
+    assert extract_file_paths(text) == _plain_paths(text)
+    assert extract_validation_steps(text) == _plain_steps(text)
