@@ -31,7 +31,8 @@ wrap records further. ``tests/test_hardening_inputs.py`` runs a row of exactly t
 through the whole pipeline."""
 
 _INT_MIN, _INT_MAX = -(1 << 63), (1 << 64) - 1  # what orjson reads and writes as an int
-_LONG_DIGITS = re.compile(rb"\d{19}")  # the shortest integer outside that range has 19 digits
+_DIGITS_ONLY = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+_LONG_DIGITS = b"0" * 19  # the shortest integer outside that range has 19 digits
 _LONG_INT = re.compile(rb"(?<![.\d])\d{19}(?![.eE])")  # a long run that is no float's digits
 _DETAIL = 200
 _BOM = b"\xef\xbb\xbf"
@@ -50,7 +51,7 @@ def parse_row(data: bytes) -> dict[str, Any] | RowSkip:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         return RowSkip(SkipReason.invalid_utf8, str(err)[:_DETAIL])
-    long_digits = _LONG_DIGITS.search(data) is not None
+    long_digits = has_long_digits(data)
     exact = False
     try:
         value = orjson.loads(data)
@@ -73,6 +74,15 @@ def parse_row(data: bytes) -> dict[str, Any] | RowSkip:
         row: dict[str, Any] = _exact_loads(text)
         return row
     return value
+
+
+def has_long_digits(data: bytes) -> bool:
+    """Whether ``data`` holds a run of 19 or more ASCII digits (``re``'s ``rb"\\d{19}"``).
+
+    Every digit becomes ``0`` and every other byte a space, then one substring search: a tenth
+    of the regex's time on a 2 KB line, and every line of every source pays it.
+    """
+    return _LONG_DIGITS in data.translate(_DIGITS_ONLY)
 
 
 def parse_document(data: bytes) -> dict[str, Any] | RowSkip:
