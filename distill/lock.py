@@ -46,8 +46,14 @@ class LockOwner:
     since: str
     host: str
 
+    def gone(self) -> bool:
+        """The holder was a process on this machine that no longer runs (one on another
+        machine cannot be checked from here: it is never called gone)."""
+        here = self.host == socket.gethostname()
+        return here and self.pid is not None and not _alive(self.pid)
+
     def describe(self) -> str:
-        alive = "" if self.pid is None or _alive(self.pid) else ", no longer running"
+        alive = ", no longer running" if self.gone() else ""
         where = "" if self.host == socket.gethostname() else f" on {self.host}"
         return f"pid {self.pid}{where} (distill {self.command}, since {self.since}{alive})"
 

@@ -14,6 +14,9 @@ import os
 
 # the model key, the escalation key (distill/replay/config.py) and the serve token (remote.py)
 SECRET_ENV_VARS = ("DISTILL_API_KEY", "DISTILL_ESCALATION_API_KEY", "DISTILL_API_TOKEN")
+# the object store's credentials: distill never reads them (boto3 and LanceDB do), but a
+# library's error message might carry one, so they are scrubbed all the same
+CLOUD_SECRET_ENV_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 REDACTED = "[redacted]"
 # Shorter values are not keys, and replacing them would mangle ordinary words and JSON keys.
 MIN_SECRET_CHARS = 8
@@ -22,7 +25,7 @@ MIN_SECRET_CHARS = 8
 def secret_values() -> list[str]:
     """The configured secrets and the forms they take inside JSON, longest first."""
     forms: set[str] = set()
-    for name in SECRET_ENV_VARS:
+    for name in (*SECRET_ENV_VARS, *CLOUD_SECRET_ENV_VARS):
         value = os.environ.get(name, "")
         if len(value) < MIN_SECRET_CHARS:
             continue

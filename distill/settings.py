@@ -68,7 +68,7 @@ class EnvVar:
 
 ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar(HOME, "the home folder", "--home"),
-    EnvVar(INDEX_URI, "the LanceDB database (any URI LanceDB accepts)", "--index-dir"),
+    EnvVar(INDEX_URI, "the index: a folder or s3://bucket/prefix", "--index-dir"),
     EnvVar(EMBEDDER, "the embedder: minilm or hash-<dim>", "--embedder"),
     EnvVar(EMBED_MODEL, "a folder holding the MiniLM model (instead of the packaged one)"),
     EnvVar(

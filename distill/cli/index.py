@@ -1,4 +1,4 @@
-"""`distill index build|update|stats|search`: the LanceDB index over the RAG export."""
+"""`distill index build|update|cleanup|unlock|stats|search`: the LanceDB index of the playbooks."""
 
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ from distill.engine import EngineName
 from distill.errors import ValidationFailed
 from distill.index import PlaybookStore
 from distill.index.maintenance import cleanup
+from distill.index.objectstore import index_files
 from distill.index.search import DEFAULT_ALPHA, search_payload
 from distill.index.stage import index_export
 from distill.index.store import DEFAULT_ANN_THRESHOLD
@@ -187,6 +188,26 @@ def cleanup_command(
     )
     if as_json:
         print_json(result)
+
+
+@app.command("unlock")
+@handles_errors
+def unlock_command(
+    home: HomeOpt = None, index_dir: IndexDirOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Remove the writer lock a killed build left on an object-store index (s3://…).
+
+    Use it only when the writer the lock names is gone: while that one runs, a second writer
+    would interleave its table versions with the first's. A local index has no lock of its own (the
+    home's writer lock is released when its process exits).
+    """
+    resolved, _ = resolve_home(home)
+    uri = index_at(resolved, index_dir).uri
+    owner = index_files(uri).unlock()
+    held = f"removed the lock of {owner.describe()}" if owner else "no writer lock to remove"
+    err_console.print(f"index unlock: {held} ({uri})", highlight=False)
+    if as_json:
+        print_json({"uri": uri, "removed": owner.__dict__ if owner else None})
 
 
 @app.command("stats")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.doctor.checks import DoctorCheck, failed, passed, warned
+from distill.errors import DistillError
 from distill.home import Home
 from distill.lock import lock_path, read_owner
 
@@ -47,12 +48,18 @@ def check_index(uri: str, configured: dict[str, Any] | None) -> DoctorCheck:
         if manifest is None:
             return warned("index", f"no index at {uri}", "distill index build")
         rows = store.open(manifest).count_rows()
+        writer = store.files.lock_owner()  # an object store's own lock; None for a local index
     except Exception as err:  # a damaged table fails inside LanceDB with its own errors
-        return failed(
-            "index", f"{uri} cannot be read: {type(err).__name__}: {err}", "distill index build"
-        )
+        hint = err.hint if isinstance(err, DistillError) and err.hint else "distill index build"
+        return failed("index", f"{uri} cannot be read: {type(err).__name__}: {err}", hint)
     built = manifest.embedder
     detail = f"{uri}: version {manifest.version}, {rows} rows, embedder {built.get('name')}"
+    if writer is not None:
+        return warned(
+            "index",
+            f"{detail}; being written by {writer.describe()}",
+            "nothing to do if that run is expected; if it is gone: distill index unlock",
+        )
     if (
         configured is not None
         and configured != built

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import warnings
 from datetime import timedelta
-from pathlib import Path
 
-from distill.index.relevance import TERMS_FILE, write_term_stats
-from distill.index.store import PlaybookStore, folder_size
+from distill.index.relevance import TERMS_FILE, encode_term_stats
+from distill.index.store import PlaybookStore
 
 
 def old_versions(store: PlaybookStore) -> int:
@@ -25,21 +24,24 @@ def cleanup(store: PlaybookStore, older_than: timedelta = timedelta(0)) -> dict[
 
     The published version is restored as the newest first, so it is the one kept; compaction
     then writes one more version of the same rows, which is published. Hold the home's writer
-    lock: nothing else may write the table meanwhile.
+    lock: nothing else may write the table meanwhile (on S3 the index's own lock is taken too).
     """
-    manifest = store.require_manifest()
-    table = store.latest_table()
-    before, versions = folder_size(Path(store.uri)), len(table.list_versions())
-    if table.version != manifest.version:
-        table.restore(manifest.version)
-    with warnings.catch_warnings():  # "removes every version but the latest": the point
-        warnings.simplefilter("ignore", UserWarning)
-        table.optimize(cleanup_older_than=older_than, delete_unverified=True)
-    terms = store.term_stats(table, manifest.version)
-    write_term_stats(Path(store.uri) / TERMS_FILE, terms, table.version)
-    store.write_manifest(manifest.model_copy(update={"version": table.version}))
+    with store.writing("index cleanup") as expected:
+        manifest = store.require_manifest()
+        table = store.latest_table()
+        before, versions = store.files.size_bytes(), len(table.list_versions())
+        if table.version != manifest.version:
+            table.restore(manifest.version)
+        with warnings.catch_warnings():  # "removes every version but the latest": the point
+            warnings.simplefilter("ignore", UserWarning)
+            table.optimize(cleanup_older_than=older_than, delete_unverified=True)
+        terms = store.term_stats(table, manifest.version)
+        store.files.write(TERMS_FILE, encode_term_stats(terms, table.version))
+        store.write_manifest(
+            manifest.model_copy(update={"version": table.version}), expected=expected
+        )
     return {
         "versions_removed": max(versions - len(table.list_versions()), 0),
-        "bytes_removed": max(before - folder_size(Path(store.uri)), 0),
+        "bytes_removed": max(before - store.files.size_bytes(), 0),
         "version": int(table.version),
     }

@@ -155,13 +155,29 @@ def read_term_stats(path: Path, version: int) -> TermStats | None:
     """The statistics written with table ``version``; None when missing, stale or unreadable
     (an index built before they existed: the caller counts them from the table)."""
     try:
-        saved = TermStatsFile.model_validate_json(path.read_bytes())
-    except (OSError, ValidationError):
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    return decode_term_stats(raw, version)
+
+
+def decode_term_stats(raw: bytes | None, version: int) -> TermStats | None:
+    """:func:`read_term_stats` of a file's bytes (None: there is no file)."""
+    if raw is None:
+        return None
+    try:
+        saved = TermStatsFile.model_validate_json(raw)
+    except ValidationError:
         return None
     return saved.stats() if saved.version == version else None
 
 
 def write_term_stats(path: Path, stats: TermStats, version: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(path, encode_term_stats(stats, version))
+
+
+def encode_term_stats(stats: TermStats, version: int) -> bytes:
+    """The bytes of ``playbooks.terms.json`` for table ``version``."""
     body = TermStatsFile.of(stats, version).model_dump(mode="json", by_alias=True)
-    write_bytes_atomic(path, orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
+    return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)

@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 
 from distill.home import Home
 from distill.index.embedders import Embedder, Progress
-from distill.index.store import (
-    DEFAULT_ANN_THRESHOLD,
-    IndexReport,
-    PlaybookStore,
-    read_playbooks,
-    source_digest,
-)
+from distill.index.objectstore import index_files
+from distill.index.rows import read_playbooks, source_digest
+from distill.index.store import DEFAULT_ANN_THRESHOLD, IndexReport, PlaybookStore
 from distill.jsonio import canonical_json
 from distill.limits import LineLimits
 from distill.schemas import RagSample
@@ -41,7 +36,7 @@ def index_export(
     """
     export = home.export_path("rag")
     samples = read_playbooks(export, LineLimits.of_home(home).export)
-    store = None if dry_run and not Path(uri).exists() else PlaybookStore(uri)
+    store = None if dry_run and not index_files(uri).exists() else PlaybookStore(uri)
     manifest = store.manifest() if store is not None else None
     same_embedder = manifest is not None and manifest.embedder == embedder.identity()
     action = "update" if (manifest is not None and same_embedder and not rebuild) else "build"

@@ -1,34 +1,46 @@
 """The LanceDB store: one table ``playbooks`` and a manifest that pins the published version.
 
 Readers open the version the manifest names, so a build or update in progress (new rows written,
-indexes not yet rebuilt) is never visible: the manifest is replaced atomically, last.
+indexes not yet rebuilt) is never visible: the manifest is replaced atomically, last. The index
+may live in a local folder or on S3 (``s3://bucket/prefix``): :mod:`distill.index.objectstore`
+keeps the manifest beside the table in either, and on S3 also the lock that keeps a second
+writer, on any machine, out.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from distill.errors import DistillError, InputMissingError
 from distill.index.embedders import Embedder, Progress
-from distill.index.relevance import TERMS_FILE, TermStats, read_term_stats, write_term_stats
-from distill.jsonio import file_sha256, iter_json_objects, refuse_bad_lines, write_bytes_atomic
-from distill.limits import LineLimits
+from distill.index.objectstore import (
+    ANY,
+    MANIFEST_FILE,
+    Expected,
+    connect,
+    index_files,
+    is_object_store,
+)
+from distill.index.relevance import TERMS_FILE, TermStats, decode_term_stats, encode_term_stats
+from distill.index.rows import playbook_row, row_model
+from distill.index.rows import read_playbooks as read_playbooks  # their home before rows.py
+from distill.index.rows import source_digest as source_digest
 from distill.schemas import RagSample
 
 if TYPE_CHECKING:  # lancedb ships its types; imported lazily at run time (a heavy import)
-    from lancedb.pydantic import LanceModel
     from lancedb.table import Table
 
 os.environ.setdefault("LANCE_LOG", "error")  # lance's Rust warnings are noise on a CLI's stderr
 TABLE = "playbooks"
-DEFAULT_EXPORT_LINE = LineLimits().export  # with the default max_line_bytes
 DEFAULT_ANN_THRESHOLD = 10_000  # below it LanceDB brute force was 9.6x numpy at 99,999 rows
 # Pinned explicitly: LanceDB's defaults have changed between releases.
 FTS_SETTINGS: dict[str, Any] = {
@@ -58,6 +70,17 @@ class IndexManifest(BaseModel):
     source_sha256: str | None
 
 
+@dataclass(frozen=True)
+class _Write:
+    """How one build or update publishes: the export's digest, the ANN threshold, progress, and
+    the manifest it expects to replace (see :meth:`PlaybookStore.writing`)."""
+
+    source_sha256: str | None
+    ann_threshold: int
+    progress: Progress | None
+    expected: Expected
+
+
 @dataclass
 class IndexReport:
     """What build/update did, for the CLI and the index stage receipt."""
@@ -74,87 +97,56 @@ class IndexReport:
 
 
 def resolve_index_uri(uri: str | None, home_index: Path) -> str:
-    """``uri`` (any URI LanceDB accepts; ``distill.settings`` resolves it), else the home's."""
+    """``uri`` (a folder or ``s3://bucket/prefix``; ``distill.settings`` resolves it), else
+    the home's."""
     return uri or str(home_index)
-
-
-def read_playbooks(path: Path, max_line_bytes: int = DEFAULT_EXPORT_LINE) -> list[RagSample]:
-    """The RAG export's rows; ``max_line_bytes`` is the home's export line limit (LineLimits)."""
-    if not path.is_file():
-        raise InputMissingError(f"no RAG export at {path}", hint="run `distill export rag` first")
-    hint = "rerun `distill export rag`"  # the export never writes a bad line: a changed file
-    samples = []
-    for raw, row in iter_json_objects(path, max_line_bytes, on_bad=refuse_bad_lines(path, hint)):
-        try:
-            samples.append(RagSample.model_validate(row))
-        except ValidationError as err:
-            raise DistillError(
-                f"{path}:{raw.line_no} is not a valid rag_sample.v1", hint=hint
-            ) from err
-    return samples
-
-
-def _row(sample: RagSample, vector: Sequence[float]) -> dict[str, Any]:
-    return {
-        "id": sample.id,
-        "text": sample.text,
-        "title": sample.title,
-        "category": sample.category.value,
-        "source": sample.source,
-        "task_id": sample.task_id or "",
-        "file_paths": sample.file_paths,
-        "validation_steps": sample.validation_steps,
-        "sig_hash": sample.provenance.sig_hash,
-        "vector": list(vector),
-    }
-
-
-def _row_model(dim: int) -> type[LanceModel]:
-    from lancedb.pydantic import LanceModel, Vector
-
-    class PlaybookRow(LanceModel):
-        id: str
-        text: str
-        title: str
-        category: str
-        source: str
-        task_id: str
-        file_paths: list[str]
-        validation_steps: list[str]
-        sig_hash: str
-        vector: Vector(dim)  # type: ignore[valid-type]
-
-    return PlaybookRow
 
 
 class PlaybookStore:
     """One LanceDB database holding the ``playbooks`` table and its manifest."""
 
     def __init__(self, uri: str) -> None:
-        try:
-            import lancedb
-        except ImportError as err:  # pragma: no cover - depends on the install
-            raise DistillError(
-                "lancedb is not installed",
-                hint="it is one of distill's own dependencies: pip install 'lancedb>=0.40,<0.41'",
-            ) from err
         self.uri = uri
-        self._db = lancedb.connect(uri)
+        self.files = index_files(uri)
+        self._db = connect(uri)
 
     @property
     def manifest_path(self) -> Path:
-        return Path(self.uri) / f"{TABLE}.manifest.json"
+        """The manifest of a local index (on S3: the object ``<uri>/playbooks.manifest.json``)."""
+        return Path(self.uri) / MANIFEST_FILE
 
     def term_stats(self, table: Table, version: int | None = None) -> TermStats:
         """The term statistics of ``table`` (at ``version``, else its own): the file written
         with that version, else counted from the table (an index built before the file)."""
-        saved = read_term_stats(Path(self.uri) / TERMS_FILE, version or table.version)
+        try:
+            raw = self.files.read(TERMS_FILE)
+        except OSError:  # unreadable: counted again, as when there is none
+            raw = None
+        saved = decode_term_stats(raw, version or table.version)
         return saved if saved is not None else TermStats.from_texts(_texts(table, None))
 
     def manifest(self) -> IndexManifest | None:
-        if not self.manifest_path.is_file():
-            return None
-        return IndexManifest.model_validate_json(self.manifest_path.read_bytes())
+        raw = self.files.read(MANIFEST_FILE)
+        return None if raw is None else IndexManifest.model_validate_json(raw)
+
+    def manifest_sha256(self) -> str:
+        """The sha256 of the published manifest's bytes (a release names it)."""
+        raw = self.files.read(MANIFEST_FILE)
+        if raw is None:
+            raise InputMissingError(f"no index at {self.uri}", hint="run `distill index build`")
+        return hashlib.sha256(raw).hexdigest()
+
+    def manifest_stamp(self) -> str | None:
+        """Changes whenever the manifest is replaced: a reader reopens the index when it does."""
+        return self.files.stamp(MANIFEST_FILE)
+
+    @contextlib.contextmanager
+    def writing(self, command: str) -> Iterator[Expected]:
+        """Hold the index's writer lock (on S3; a local index has the home's) for the block;
+        yield the manifest a publish may replace: the one published now, on S3, so that a
+        writer that lost the lock still cannot publish over another's version."""
+        with self.files.writer_lock(command):
+            yield self.files.stamp(MANIFEST_FILE) if is_object_store(self.uri) else ANY
 
     def require_manifest(self) -> IndexManifest:
         manifest = self.manifest()
@@ -190,20 +182,25 @@ class PlaybookStore:
         progress: Progress | None = None,
     ) -> IndexReport:
         """Embed every sample and publish a fresh table version with its indexes."""
+        with self.writing("index build") as expected:
+            write = _Write(source_sha256, ann_threshold, progress, expected)
+            return self._build(samples, embedder, write)
+
+    def _build(self, samples: list[RagSample], embedder: Embedder, write: _Write) -> IndexReport:
         import pyarrow as pa
 
-        vectors = embedder.embed([s.text for s in samples], progress)
-        model = _row_model(embedder.dim)
+        vectors = embedder.embed([s.text for s in samples], write.progress)
+        model = row_model(embedder.dim)
         schema = model.to_arrow_schema()
         data = pa.Table.from_pylist(
-            [_row(s, v) for s, v in zip(samples, vectors, strict=True)], schema=schema
+            [playbook_row(s, v) for s, v in zip(samples, vectors, strict=True)], schema=schema
         )
         # "overwrite" on a folder with no table yet makes lance warn on stderr; "create" does not
         mode = "overwrite" if TABLE in self._db.list_tables().tables else "create"
         table = self._db.create_table(TABLE, data=data, schema=schema, mode=mode)
-        ann = self._refresh_indexes(table, ann_threshold, rebuild=True)
+        ann = self._refresh_indexes(table, write.ann_threshold, rebuild=True)
         terms = TermStats.from_texts(s.text for s in samples)
-        self._publish(table, embedder, source_sha256, ann, terms)
+        self._publish(table, embedder, write, ann, terms)
         return IndexReport(
             rows=len(samples),
             embedded=len(samples),
@@ -222,19 +219,18 @@ class PlaybookStore:
         progress: Progress | None = None,
     ) -> IndexReport:
         """Embed only new or changed rows (by sig_hash), merge on id, delete rows gone."""
+        with self.writing("index update") as expected:
+            write = _Write(source_sha256, ann_threshold, progress, expected)
+            return self._update(samples, embedder, write)
+
+    def _update(self, samples: list[RagSample], embedder: Embedder, write: _Write) -> IndexReport:
         manifest = self.require_manifest()
         self.check_embedder(embedder, manifest)
         table = self._db.open_table(TABLE)
         current = table.to_arrow().select(["id", "sig_hash"]).to_pylist()
         known = {row["id"]: row["sig_hash"] for row in current}
         if len(known) != len(current):  # an id twice: merging cannot repair it, a build does
-            report = self.build(
-                samples,
-                embedder,
-                source_sha256=source_sha256,
-                ann_threshold=ann_threshold,
-                progress=progress,
-            )
+            report = self._build(samples, embedder, write)
             report.extra["repaired"] = f"{len(current) - len(known)} duplicate row(s): rebuilt"
             return report
         wanted = {s.id: s for s in samples}
@@ -252,8 +248,8 @@ class PlaybookStore:
         terms.remove(_texts(table, [s.id for s in changed if s.id in known] + gone))
         terms.add(s.text for s in changed)
         if changed:
-            vectors = embedder.embed([s.text for s in changed], progress)
-            rows = [_row(s, v) for s, v in zip(changed, vectors, strict=True)]
+            vectors = embedder.embed([s.text for s in changed], write.progress)
+            rows = [playbook_row(s, v) for s, v in zip(changed, vectors, strict=True)]
             (
                 table.merge_insert("id")
                 .when_matched_update_all()
@@ -262,8 +258,8 @@ class PlaybookStore:
             )
         for chunk in _chunks(gone, 500):
             table.delete("id IN (" + ", ".join(_sql_str(i) for i in chunk) + ")")
-        ann = self._refresh_indexes(table, ann_threshold, rebuild=False)
-        self._publish(table, embedder, source_sha256, ann, terms)
+        ann = self._refresh_indexes(table, write.ann_threshold, rebuild=False)
+        self._publish(table, embedder, write, ann, terms)
         report.version, report.ann_index = table.version, ann
         return report
 
@@ -288,33 +284,33 @@ class PlaybookStore:
         self,
         table: Table,
         embedder: Embedder,
-        source_sha256: str | None,
+        write: _Write,
         ann: bool,
         terms: TermStats,
     ) -> None:
         # the statistics first: a reader of the new manifest finds them; one of the old
         # manifest sees a version mismatch and counts its own
-        write_term_stats(Path(self.uri) / TERMS_FILE, terms, table.version)
+        self.files.write(TERMS_FILE, encode_term_stats(terms, table.version))
         manifest = IndexManifest(
             version=table.version,
             rows=table.count_rows(),
             embedder=embedder.identity(),
             fts=FTS_SETTINGS,
             ann_index=ann,
-            source_sha256=source_sha256,
+            source_sha256=write.source_sha256,
         )
-        self.write_manifest(manifest)
+        self.write_manifest(manifest, expected=write.expected)
 
-    def write_manifest(self, manifest: IndexManifest) -> None:
-        """Publish ``manifest`` (atomically): readers open the version it names from now on."""
-        self.manifest_path.parent.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(
-            self.manifest_path,
-            orjson.dumps(
-                manifest.model_dump(mode="json", by_alias=True),
-                option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS,
-            ),
+    def write_manifest(self, manifest: IndexManifest, *, expected: Expected = ANY) -> None:
+        """Publish ``manifest`` (atomically): readers open the version it names from now on.
+
+        ``expected`` (from :meth:`writing`): on S3, publish only over that manifest.
+        """
+        body = orjson.dumps(
+            manifest.model_dump(mode="json", by_alias=True),
+            option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS,
         )
+        self.files.write(MANIFEST_FILE, body, expected=expected)
 
     def latest_table(self) -> Table:
         """The table at its newest version, published or not: for writers and maintenance."""
@@ -336,7 +332,7 @@ class PlaybookStore:
             "indexes": sorted(index.name for index in table.list_indices()),
             "unindexed_rows": unindexed,
             "ann_index": manifest.ann_index,
-            "size_bytes": folder_size(Path(self.uri)),
+            "size_bytes": self.files.size_bytes(),
             "fts": manifest.fts,
         }
 
@@ -362,10 +358,6 @@ def _texts(table: Table, ids: list[str] | None) -> Iterator[str]:
             yield row["text"]
 
 
-def source_digest(path: Path) -> str:
-    return file_sha256(path)
-
-
 def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -373,7 +365,3 @@ def _sql_str(value: str) -> str:
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def folder_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0

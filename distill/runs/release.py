@@ -17,7 +17,7 @@ from distill.clock import utc_now
 from distill.config import Config
 from distill.errors import DistillError
 from distill.home import Home
-from distill.jsonio import file_sha256, write_bytes_atomic
+from distill.jsonio import write_bytes_atomic
 from distill.runs.acceptance import AcceptanceReport
 from distill.runs.audit import AuditOptions, acceptance_in_tmp, run_audit, write_audit_report
 from distill.runs.receipts import code_hash, digest_files, git_sha
@@ -195,7 +195,7 @@ def _manifest(
             version=index_manifest.version,
             rows=index_manifest.rows,
             embedder=index_manifest.embedder,
-            manifest_sha256=file_sha256(store.manifest_path),
+            manifest_sha256=store.manifest_sha256(),
         ),
         gates=gates,
         tag_command=_tag_command(home, version, sha, summary.run_hash),

@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import os
+import math
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
+from distill.errors import DistillError
 from distill.home import Home
 from distill.index import PlaybookStore, Retriever, SearchHit
 from distill.index.embedders import Embedder, Progress, embedder_for
+from distill.index.objectstore import MANIFEST_FILE, index_files, is_object_store
 from distill.index.search import Mode
-from distill.index.store import TABLE
 from distill.replay.clients import ChatModel
 from distill.replay.run import ModelFactory, ReplayOptions, replay
 from distill.schemas import ReplayRun
@@ -121,7 +121,14 @@ class ServeStats:
 class ServeState:
     """The home, the index (reopened when its manifest changes), the model (loaded once), the
     queue in front of it and the counters. Replays go through ``distill.replay.replay``, so a
-    served replay is logged exactly as ``distill replay`` logs it."""
+    served replay is logged exactly as ``distill replay`` logs it.
+
+    A local manifest is looked at on every search (a stat); one on an object store at most every
+    ``object_store_recheck_s`` seconds (a HEAD request), so replicas behind a load balancer
+    reading one S3 index all move to a newly published version within that time.
+    """
+
+    object_store_recheck_s = 5.0
 
     def __init__(
         self,
@@ -143,7 +150,9 @@ class ServeState:
         self._local: ChatModel | None = None
         self._escalation: ChatModel | None = None
         self._retriever: Retriever | None = None
-        self._stamp: tuple[int, int] | None = None
+        self._files = index_files(index_uri)
+        self._stamp: str | None = None
+        self._checked_at = -math.inf
         self._lock = threading.Lock()
         self._model_lock = threading.Lock()  # a model load takes seconds: searches must not wait
 
@@ -167,14 +176,18 @@ class ServeState:
             embedder = SerializedEmbedder(embedder_for(wanted, self.minilm_path))
         return Retriever(store, embedder)
 
-    def _manifest_stamp(self) -> tuple[int, int] | None:
-        if "://" in self.index_uri:
-            return None  # an object store: the version opened at start stays
-        try:
-            info = os.stat(Path(self.index_uri) / f"{TABLE}.manifest.json")
-        except OSError:
-            return None
-        return info.st_mtime_ns, info.st_size
+    def _manifest_stamp(self) -> str | None:
+        """The manifest's stamp (None: unchanged as far as we know, or unreadable)."""
+        if is_object_store(self.index_uri):
+            now = time.monotonic()
+            if now - self._checked_at < self.object_store_recheck_s:
+                return None
+            self._checked_at = now
+            try:
+                return self._files.stamp(MANIFEST_FILE)
+            except DistillError:
+                return None  # the store is unreachable for now: keep serving the open version
+        return self._files.stamp(MANIFEST_FILE)
 
     async def search(
         self, query: str, *, mode: Mode, top_k: int, category: str | None, source: str | None
