@@ -26,6 +26,7 @@ from distill.schemas import (
     RagSample,
     SftSample,
 )
+from distill.schemas.fast import SftRow
 from distill.stages import StageReport, export_datasets, export_preference, export_rag, export_sft
 from distill.stages.export_datasets import reread_check
 
@@ -555,8 +556,8 @@ def test_reread_check_refuses_a_forbidden_sft_row(tmp_path: Path) -> None:
     }
     path = tmp_path / "sft.jsonl"
 
-    def check(sample: SftSample) -> str | None:
-        return None if sample.quality_score is Category.accepted else "not accepted"
+    def check(sample: SftRow) -> str | None:
+        return None if sample.quality_score == Category.accepted else "not accepted"
 
     verify = reread_check(SftSample, check, "sft")
     path.write_bytes(orjson.dumps(good) + b"\n")

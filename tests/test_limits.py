@@ -17,6 +17,7 @@ from distill.limits import LineLimits
 from distill.runs import RunOptions, run_all
 from distill.runs.audit import AuditOptions, run_audit
 from distill.schemas import SftSample, SkipReason
+from distill.schemas.fast import SftRow
 from distill.sources import RowOutcome
 from distill.stages import collect, export_rag, score
 from distill.stages.export_datasets import reread_check
@@ -159,7 +160,7 @@ def test_reread_errors_name_the_source_line_not_a_line_of_the_unwritten_file(
     path = tmp_path / "sft.jsonl"
     path.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in rows))
 
-    def refuse_the_big_one(sample: SftSample) -> str | None:
+    def refuse_the_big_one(sample: SftRow) -> str | None:
         return "refused" if sample.provenance.line == BIG_LINE else None
 
     with pytest.raises(ValidationFailed) as caught:

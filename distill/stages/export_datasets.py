@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 from array import array
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+import msgspec
 import numpy as np
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -19,14 +20,8 @@ from distill.errors import ValidationFailed, format_validation_error
 from distill.home import Home
 from distill.jsonio import RawLine, atomic_writer, iter_raw_lines, validated_line
 from distill.limits import LineLimits
-from distill.schemas import (
-    Category,
-    ExportName,
-    QuarantineReason,
-    RagSample,
-    ScoredRun,
-    SftSample,
-)
+from distill.schemas import Category, ExportName, QuarantineReason, RagSample, SftSample
+from distill.schemas.fast import FAST_TYPES, RagRow, ScoredRow, SftRow, provenance_dict
 from distill.stage_report import StageReport
 from distill.stages.firewall import (
     Firewall,
@@ -42,7 +37,7 @@ from distill.stages.firewall import (
 )
 from distill.text import title_of
 
-M = TypeVar("M", bound=BaseModel)
+S = TypeVar("S", bound=msgspec.Struct)
 A, P, H, R = (
     Category.accepted,
     Category.partially_accepted,
@@ -68,7 +63,7 @@ def export_rag(
     allowed = {A, P, H} if include_review else {A, P}
     policy = rag_policy(allowed)
 
-    def check(sample: RagSample) -> str | None:
+    def check(sample: RagRow) -> str | None:
         return None if sample.category in allowed else f"{sample.id} is {sample.category}"
 
     params = {"include_review": include_review}
@@ -105,7 +100,7 @@ def export_sft(
     allowed = {A, P} if include_partial else {A}
     policy = sft_policy(allowed)
 
-    def check(sample: SftSample) -> str | None:
+    def check(sample: SftRow) -> str | None:
         ok = sample.quality_score in allowed
         return None if ok else f"{sample.id} has quality_score {sample.quality_score}"
 
@@ -126,10 +121,10 @@ def export_sft(
     )
 
 
-def rag_policy(allowed: set[Category]) -> Callable[[ScoredRun], Refusal]:
+def rag_policy(allowed: set[Category]) -> Callable[[ScoredRow], Refusal]:
     """Never rejected; needs_human_review only when allowed."""
 
-    def policy(record: ScoredRun) -> Refusal:
+    def policy(record: ScoredRow) -> Refusal:
         if record.category is R:
             return QuarantineReason.unsafe_rag_category, "rejected runs never enter RAG"
         if record.category not in allowed:
@@ -139,10 +134,10 @@ def rag_policy(allowed: set[Category]) -> Callable[[ScoredRun], Refusal]:
     return policy
 
 
-def sft_policy(allowed: set[Category]) -> Callable[[ScoredRun], Refusal]:
+def sft_policy(allowed: set[Category]) -> Callable[[ScoredRow], Refusal]:
     """Never rejected or needs_human_review; partially_accepted only when allowed."""
 
-    def policy(record: ScoredRun) -> Refusal:
+    def policy(record: ScoredRow) -> Refusal:
         if record.category in (R, H):
             return QuarantineReason.unsafe_sft_category, f"{record.category} never enters SFT"
         if record.category not in allowed:
@@ -153,7 +148,7 @@ def sft_policy(allowed: set[Category]) -> Callable[[ScoredRun], Refusal]:
     return policy
 
 
-def rag_payload(record: ScoredRun, recorded_at: str) -> dict[str, Any]:
+def rag_payload(record: ScoredRow, recorded_at: str) -> dict[str, Any]:
     """A playbook (rag_sample.v1) from an admitted scored run."""
     return {
         "schema": "rag_sample.v1",
@@ -171,7 +166,7 @@ def rag_payload(record: ScoredRun, recorded_at: str) -> dict[str, Any]:
     }
 
 
-def sft_payload(record: ScoredRun, recorded_at: str) -> dict[str, Any]:
+def sft_payload(record: ScoredRow, recorded_at: str) -> dict[str, Any]:
     """A prompt/completion pair (sft_sample.v1) from an admitted scored run."""
     return {
         "schema": "sft_sample.v1",
@@ -187,10 +182,10 @@ def sft_payload(record: ScoredRun, recorded_at: str) -> dict[str, Any]:
 def _export(
     home: Home,
     export: ExportName,
-    policy: Callable[[ScoredRun], Refusal],
-    build: Callable[[ScoredRun, str], dict[str, Any]],
-    model: type[M],
-    check: Callable[[M], str | None],
+    policy: Callable[[ScoredRow], Refusal],
+    build: Callable[[ScoredRow, str], dict[str, Any]],
+    model: type[BaseModel],
+    check: Callable[[S], str | None],
     *,
     params: Mapping[str, object],
     recorded_at: str,
@@ -248,7 +243,7 @@ class SampleWork:
 
     firewall: Firewall
     model: type[BaseModel]
-    build: Callable[[ScoredRun, str], dict[str, Any]]
+    build: Callable[[ScoredRow, str], dict[str, Any]]
 
 
 def sample_rows(work: SampleWork, lines: list[tuple[int, RawLine]]) -> list[Judged]:
@@ -264,11 +259,11 @@ def _sample_row(work: SampleWork, file_index: int, raw: RawLine) -> Judged:
         return judged
     record = admitted.record
     line = sample_line(work.model, work.build(record, firewall.recorded_at), firewall.export)
-    return replace(judged, line=line, category=record.category.value)
+    return Judged(line=line, category=record.category.value, unchecked=judged.unchecked)
 
 
-def provenance_payload(record: ScoredRun, recorded_at: str) -> dict[str, Any]:
-    return {**record.provenance.model_dump(), "recorded_at": recorded_at}
+def provenance_payload(record: ScoredRow, recorded_at: str) -> dict[str, Any]:
+    return {**provenance_dict(record.provenance), "recorded_at": recorded_at}
 
 
 def sample_line(model: type[BaseModel], payload: dict[str, Any], export: str) -> bytes:
@@ -286,32 +281,33 @@ def sample_line(model: type[BaseModel], payload: dict[str, Any], export: str) ->
 
 
 def reread_check(
-    model: type[M],
-    check: Callable[[M], str | None],
+    model: type[BaseModel],
+    check: Callable[[S], str | None],
     export: str,
     limit: int = LineLimits().export,
 ) -> Callable[[Path], None]:
     """The firewall's second wall: re-read the written file and refuse it if anything slipped by.
 
-    ``limit`` is the export line limit (:class:`LineLimits`); each error names the row's
-    source file and line, never a line of the file that is not published.
+    Each row is read as ``model``'s msgspec mirror (:mod:`distill.schemas.fast`; what it
+    refuses, pydantic decides) and handed to ``check``, which refuses what the export forbids;
+    ids must be unique. ``limit`` is the export line limit (:class:`LineLimits`); each error
+    names the row's source file and line, never a line of the file that is not published.
     """
+    read = _sample_reader(model, cast(type[S], FAST_TYPES[model]))
 
     def verify(path: Path) -> None:
         errors: list[str] = []
         ids = array("q")
-        for raw in iter_raw_lines(path, limit):
+        for raw in iter_raw_lines(path, limit, digest=False):
             if raw.data is None:
                 errors.append(f"row {raw.line_no}: {raw.size} bytes, over the limit {limit}")
                 continue
             if not raw.data.strip():
                 errors.append(f"row {raw.line_no}: blank line")
                 continue
-            try:
-                sample = model.model_validate_json(raw.data)
-            except ValidationError as err:
-                where = _origin(raw.data, raw.line_no)
-                errors.append(f"{where}: {format_validation_error(err)}")
+            sample = read(raw.data)
+            if isinstance(sample, str):
+                errors.append(f"{_origin(raw.data, raw.line_no)}: {sample}")
                 continue
             problem = check(sample)
             if problem:
@@ -330,6 +326,27 @@ def reread_check(
             )
 
     return verify
+
+
+def _sample_reader(model: type[BaseModel], struct: type[S]) -> Callable[[bytes], S | str]:
+    """bytes → the sample as ``struct``, or why ``model`` refuses them."""
+    decode = msgspec.json.Decoder(struct).decode
+
+    def read(data: bytes) -> S | str:
+        try:
+            return decode(data)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            pass
+        try:  # msgspec is strict: pydantic decides what it refused
+            valid = model.model_validate_json(data)
+        except ValidationError as err:
+            return format_validation_error(err)
+        try:
+            return msgspec.convert(valid.model_dump(mode="json", by_alias=True), struct)
+        except msgspec.ValidationError as err:
+            return f"not readable as {struct.__name__}: {err}"
+
+    return read
 
 
 def _origin(row: bytes | dict[str, Any], output_line: int | None = None) -> str:

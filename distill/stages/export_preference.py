@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import struct
 import tempfile
-from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -24,12 +24,8 @@ from distill.engine import LOCAL, Engine
 from distill.home import Home
 from distill.jsonio import RawLine, atomic_writer
 from distill.limits import LineLimits
-from distill.schemas import (
-    Category,
-    PreferenceSample,
-    QuarantineReason,
-    ScoredRun,
-)
+from distill.schemas import Category, PreferenceSample, QuarantineReason
+from distill.schemas.fast import PreferenceRow, ScoredRow, read_scored
 from distill.stage_report import StageReport
 from distill.stages.export_datasets import reread_check, sample_line
 from distill.stages.firewall import (
@@ -130,7 +126,7 @@ def eligible_rows(firewall: Firewall, lines: list[tuple[int, RawLine]]) -> list[
     for file_index, raw in lines:
         admitted, verdict = firewall.judge(file_index, raw)
         if admitted is not None:
-            verdict = replace(verdict, eligible=_eligible_row(admitted))
+            verdict = Judged(eligible=_eligible_row(admitted), unchecked=verdict.unchecked)
         judged.append(verdict)
     return judged
 
@@ -144,17 +140,20 @@ def _task_lines(rows: list[tuple[int, int, int]], handles: Sequence[IO[bytes]]) 
     return lines
 
 
-def _category_policy(record: ScoredRun) -> Refusal:
+def _category_policy(record: ScoredRow) -> Refusal:
     if record.category is Category.needs_human_review:
         return QuarantineReason.category_disallowed, "needs_human_review never enters a pair"
     return None
 
 
-def _unpairable(record: ScoredRun) -> Refusal:
+def _unpairable(record: ScoredRow) -> Refusal:
     """After the category and path checks: a record with no task cannot pair."""
     if not record.task_id:
         return QuarantineReason.invalid_preference_pairing, "no task_id to pair within"
     return None
+
+
+_ROW = struct.Struct("=6q")  # native order, as numpy reads the partitions back
 
 
 class _Eligible:
@@ -172,7 +171,7 @@ class _Eligible:
 
     def add(self, row: tuple[int, ...]) -> None:
         """One row :func:`_eligible_row` made."""
-        self._files[row[0] % self.PARTITIONS].write(array("q", row).tobytes())
+        self._files[row[0] % self.PARTITIONS].write(_ROW.pack(*row))
 
     def groups(self) -> Iterator[list[tuple[int, int, int]]]:
         """Per task, (code, file, offset) rows in time, file, line order."""
@@ -225,13 +224,13 @@ def pair_tasks(recorded_at: str, tasks: list[TaskLines]) -> list[TaskPairs]:
 
 
 def _pair_task(recorded_at: str, rows: TaskLines) -> TaskPairs:
-    records = [ScoredRun.model_validate_json(line) for _, line in rows]
+    records = [read_scored(line) for _, line in rows]
     captured: list[bytes] = []
     sink = QuarantineSink("preference", recorded_at, captured.append)
     by_code: dict[int, list[int]] = {0: [], 1: [], 2: []}
     for index, (code, _) in enumerate(rows):
         by_code[code].append(index)
-    pairs: list[tuple[ScoredRun, ScoredRun]] = []
+    pairs: list[tuple[ScoredRow, ScoredRow]] = []
     for losing_code in (0, 1):
         for chosen_index in by_code[2]:
             for rejected_index in by_code[losing_code]:
@@ -257,7 +256,7 @@ def _pair_task(recorded_at: str, rows: TaskLines) -> TaskPairs:
     return TaskPairs(samples, kinds, len(used), captured, sink.records, sink.pairs)
 
 
-def _pairing_problem(chosen: ScoredRun, rejected: ScoredRun) -> tuple[QuarantineReason, str] | None:
+def _pairing_problem(chosen: ScoredRow, rejected: ScoredRow) -> tuple[QuarantineReason, str] | None:
     if chosen.id == rejected.id or chosen.provenance.sig_hash == rejected.provenance.sig_hash:
         return QuarantineReason.self_pairing, "chosen and rejected are the same evidence"
     if chosen.response.strip() == rejected.response.strip():
@@ -265,7 +264,7 @@ def _pairing_problem(chosen: ScoredRun, rejected: ScoredRun) -> tuple[Quarantine
     return None
 
 
-def _unpaired_reason(record: ScoredRun, by_code: dict[int, list[int]], pairs: int) -> str:
+def _unpaired_reason(record: ScoredRow, by_code: dict[int, list[int]], pairs: int) -> str:
     if pairs == MAX_PAIRS_PER_TASK:
         return f"task {record.task_id} already has {MAX_PAIRS_PER_TASK} pairs"
     if not by_code[2]:
@@ -275,7 +274,7 @@ def _unpaired_reason(record: ScoredRun, by_code: dict[int, list[int]], pairs: in
     return f"every candidate pair for task {record.task_id} was refused"
 
 
-def _side(record: ScoredRun) -> dict[str, Any]:
+def _side(record: ScoredRow) -> dict[str, Any]:
     return {
         "source_run_id": record.id,
         "task_id": record.task_id,
@@ -287,7 +286,7 @@ def _side(record: ScoredRun) -> dict[str, Any]:
     }
 
 
-def _sample(chosen: ScoredRun, rejected: ScoredRun, recorded_at: str) -> dict[str, Any]:
+def _sample(chosen: ScoredRow, rejected: ScoredRow, recorded_at: str) -> dict[str, Any]:
     pair_id = hashlib.sha256(f"{chosen.id}\x00{rejected.id}".encode()).hexdigest()[:16]
     return {
         "schema": "preference_sample.v1",
@@ -302,10 +301,10 @@ def _sample(chosen: ScoredRun, rejected: ScoredRun, recorded_at: str) -> dict[st
     }
 
 
-def _pair_checker() -> Callable[[PreferenceSample], str | None]:
+def _pair_checker() -> Callable[[PreferenceRow], str | None]:
     per_task: Counter[str] = Counter()
 
-    def check(sample: PreferenceSample) -> str | None:
+    def check(sample: PreferenceRow) -> str | None:
         per_task[sample.task_id] += 1
         if per_task[sample.task_id] > MAX_PAIRS_PER_TASK:
             return f"task {sample.task_id} has more than {MAX_PAIRS_PER_TASK} pairs"
@@ -314,7 +313,7 @@ def _pair_checker() -> Callable[[PreferenceSample], str | None]:
     return check
 
 
-def _pair_problem(sample: PreferenceSample) -> str | None:
+def _pair_problem(sample: PreferenceRow) -> str | None:
     chosen, rejected = sample.chosen_provenance, sample.rejected_provenance
     if chosen.source_run_id == rejected.source_run_id or chosen.sig_hash == rejected.sig_hash:
         return f"{sample.id} pairs a record with itself"

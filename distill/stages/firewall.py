@@ -18,16 +18,11 @@ from pathlib import Path
 from distill.config import Config
 from distill.errors import InputMissingError
 from distill.home import Home
-from distill.jsonio import RawLine, iter_raw_lines, model_line
+from distill.jsonio import RawLine, iter_raw_lines, validated_line
 from distill.limits import LineLimits
 from distill.repos import DEFAULT_REPO_FIELD, RepoRoots
-from distill.schemas import (
-    ExportName,
-    PairRef,
-    QuarantineReason,
-    QuarantineRecord,
-    ScoredRun,
-)
+from distill.schemas import ExportName, QuarantineReason, QuarantineRecord
+from distill.schemas.fast import ScoredRow
 from distill.stage_report import StageReport
 from distill.stages.prechecks import AcceptedCandidate as AcceptedCandidate  # the exporters'
 from distill.stages.prechecks import (
@@ -40,7 +35,7 @@ from distill.stages.prechecks import (
 from distill.stages.prechecks import id_hash as id_hash
 
 Refusal = tuple[QuarantineReason, str] | None
-Check = Callable[[ScoredRun], Refusal]
+Check = Callable[[ScoredRow], Refusal]
 
 
 def repo_fields(config: Config) -> dict[str, str]:
@@ -71,7 +66,7 @@ class PathCheck:
         self.roots = roots
         self.unchecked: str | None = None
 
-    def __call__(self, record: ScoredRun) -> Refusal:
+    def __call__(self, record: ScoredRow) -> Refusal:
         roots = self.roots
         if roots is None or not record.file_paths:
             return None
@@ -127,7 +122,7 @@ def candidate_lines(files: list[Path], limits: LineLimits) -> Iterator[tuple[int
     """(file index, line) of every non-blank line of the scored-run files, in file then line
     order: what :meth:`Firewall.judge` is given, one line at a time."""
     for file_index, path in enumerate(files):
-        for raw in iter_raw_lines(path, limits.scored):
+        for raw in iter_raw_lines(path, limits.scored, digest=False):
             if raw.data is not None and not raw.data.strip():
                 continue
             yield file_index, raw
@@ -169,14 +164,64 @@ class Firewall:
             candidate: Candidate = oversized(raw, file_index, self.names[file_index], self.limits)
         else:
             candidate = check_line(raw.data, raw.line_no, file_index, raw.offset, self.losers)
-        captured: list[bytes] = []
-        sink = QuarantineSink(self.export, self.recorded_at, captured.append)
-        path = PathCheck(self.roots)
-        admitted = admit(candidate, sink, *self.before, path, *self.after)
-        if admitted is not None:
-            return admitted, Judged(unchecked=path.unchecked)
-        reason = next(iter(sink.records))
-        return None, Judged(quarantine=captured[0], reason=reason, unchecked=path.unchecked)
+        unchecked = None
+        if isinstance(candidate, RefusedCandidate):
+            reason, detail = candidate.reason, candidate.detail
+        else:
+            refusal, unchecked = self.policy(candidate.record)
+            if refusal is None:
+                return candidate, Judged(unchecked=unchecked)
+            reason, detail = refusal
+        line = quarantine_line(self.export, self.recorded_at, candidate, reason, detail)
+        return None, Judged(quarantine=line, reason=reason.value, unchecked=unchecked)
+
+    def policy(self, record: ScoredRow) -> tuple[Refusal, str | None]:
+        """``before``, the path check, ``after`` on a record the pre-checks passed: the first
+        refusal, and the repository left unchecked (no checkout of it)."""
+        refusal = _first_refusal(record, self.before)
+        if refusal is not None:
+            return refusal, None
+        unchecked = None
+        if self.roots is not None:
+            path = PathCheck(self.roots)
+            refusal, unchecked = path(record), path.unchecked
+            if refusal is not None:
+                return refusal, unchecked
+        return _first_refusal(record, self.after), unchecked
+
+
+def _first_refusal(record: ScoredRow, checks: tuple[Check, ...]) -> Refusal:
+    for check in checks:
+        refusal = check(record)
+        if refusal is not None:
+            return refusal
+    return None
+
+
+def quarantine_line(
+    export: ExportName,
+    recorded_at: str,
+    candidate: Candidate,
+    reason: QuarantineReason,
+    detail: str,
+    pair: tuple[str, str] | None = None,
+) -> bytes:
+    """One quarantine.v1 line for a refused record (or, with ``pair``, a refused pair)."""
+    category = candidate.category
+    payload = {
+        "schema": "quarantine.v1",
+        "export": export,
+        "reason": reason.value,
+        "detail": detail,
+        "record_id": candidate.record_id,
+        "stream": candidate.stream,
+        "line": candidate.line,
+        "sig_hash": candidate.sig_hash,
+        "category": None if category is None else category.value,
+        "pair": None if pair is None else {"chosen_id": pair[0], "rejected_id": pair[1]},
+        "recorded_at": recorded_at,
+    }
+    return validated_line(QuarantineRecord, payload)
 
 
 def firewall_for(
@@ -217,38 +262,15 @@ class QuarantineSink:
 
     def record(self, candidate: Candidate, reason: QuarantineReason, detail: str) -> None:
         self.records[reason.value] += 1
-        self._emit(
-            QuarantineRecord(
-                export=self.export,
-                reason=reason,
-                detail=detail,
-                record_id=candidate.record_id,
-                stream=candidate.stream,
-                line=candidate.line,
-                sig_hash=candidate.sig_hash,
-                category=candidate.category,
-                recorded_at=self.recorded_at,
-            )
-        )
+        self._emit(quarantine_line(self.export, self.recorded_at, candidate, reason, detail))
 
     def pair(
-        self, chosen: ScoredRun, rejected: ScoredRun, reason: QuarantineReason, detail: str
+        self, chosen: ScoredRow, rejected: ScoredRow, reason: QuarantineReason, detail: str
     ) -> None:
         self.pairs[reason.value] += 1
-        self._emit(
-            QuarantineRecord(
-                export=self.export,
-                reason=reason,
-                detail=detail,
-                record_id=chosen.id,
-                stream=chosen.stream,
-                line=chosen.provenance.line,
-                sig_hash=chosen.provenance.sig_hash,
-                category=chosen.category,
-                pair=PairRef(chosen_id=chosen.id, rejected_id=rejected.id),
-                recorded_at=self.recorded_at,
-            )
-        )
+        side = AcceptedCandidate(record=chosen, file_index=-1, offset=-1)
+        pair = (chosen.id, rejected.id)
+        self._emit(quarantine_line(self.export, self.recorded_at, side, reason, detail, pair))
 
     def take(self, judged: Judged, roots: RepoRoots | None) -> None:
         """Count and write the quarantine line of a judged row (an engine judged it), and the
@@ -256,7 +278,8 @@ class QuarantineSink:
         if judged.unchecked is not None and roots is not None:
             roots.no_checkout[judged.unchecked] += 1
         if judged.reason is not None and judged.quarantine is not None:
-            self.absorb([judged.quarantine], Counter({judged.reason: 1}), Counter())
+            self.records[judged.reason] += 1
+            self._emit(judged.quarantine)
 
     def absorb(self, lines: list[bytes], records: Counter[str], pairs: Counter[str]) -> None:
         """Lines another sink captured, with what it counted."""
@@ -266,6 +289,6 @@ class QuarantineSink:
             for line in lines:
                 self._write(line)
 
-    def _emit(self, entry: QuarantineRecord) -> None:
+    def _emit(self, line: bytes) -> None:
         if self._write is not None:
-            self._write(model_line(entry))
+            self._write(line)

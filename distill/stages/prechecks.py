@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import msgspec
 import orjson
 from pydantic import ValidationError
 
 from distill.errors import format_validation_error
-from distill.jsonio import RawLine, iter_json_objects
+from distill.jsonio import RawLine, iter_raw_lines
 from distill.limits import LineLimits
 from distill.schemas import Category, QuarantineReason, ScoredRun
+from distill.schemas.fast import ScoredRow, decode_scored, scored_row
 
 _SHA256 = frozenset("0123456789abcdef")
 
@@ -29,7 +31,7 @@ _SHA256 = frozenset("0123456789abcdef")
 class AcceptedCandidate:
     """A scored-run line that passed the pre-checks: a record the export's policy judges next."""
 
-    record: ScoredRun
+    record: ScoredRow
     file_index: int
     offset: int
 
@@ -101,13 +103,35 @@ def oversized(
 _BUCKETS = 1 << 24  # 16 MiB of one-byte counters, whatever the input size
 
 
-def duplicate_losers(files: list[Path], limits: LineLimits) -> set[tuple[int, int]]:
+def duplicate_losers(files: list[Path], limits: LineLimits) -> frozenset[tuple[int, int]]:
     """(file index, line) of every valid record whose id appeared earlier (by time, then line).
 
     Memory stays flat as streams grow: a first pass counts ids into a fixed array of buckets,
     and only lines whose bucket was hit twice (true duplicates plus a few collisions) are
-    validated and ranked in the second pass.
+    validated and ranked in the second pass. The three exports read the same scored runs: the
+    answer is kept for files whose identity (inode, size, times) is unchanged, so the second
+    and third export do not read them twice more.
     """
+    key = (limits.scored, *(_identity(path) for path in files))
+    if _LOSERS_CACHE.get("key") != key:
+        _LOSERS_CACHE.clear()
+        _LOSERS_CACHE.update(key=key, losers=frozenset(_duplicate_losers(files, limits)))
+    losers = _LOSERS_CACHE["losers"]
+    assert isinstance(losers, frozenset)
+    return losers
+
+
+_LOSERS_CACHE: dict[str, object] = {}
+
+
+def _identity(path: Path) -> tuple[str, int, int, int, int, int]:
+    """A file as the cache knows it: rewritten (a new inode: atomic_writer) or edited in place
+    (size, times), it is read again; the re-read wall checks ids in the output regardless."""
+    info = path.stat()
+    return str(path), info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
+
+
+def _duplicate_losers(files: list[Path], limits: LineLimits) -> set[tuple[int, int]]:
     buckets = bytearray(_BUCKETS)
     for record_id, _, _, _ in _ids(files, limits.scored):
         slot = id_hash(record_id) % _BUCKETS
@@ -131,11 +155,28 @@ def duplicate_losers(files: list[Path], limits: LineLimits) -> set[tuple[int, in
     return losers
 
 
+class _IdOnly(msgspec.Struct):
+    """What the duplicate scan reads of a line: its id, the rest skipped over unbuilt."""
+
+    id: object = None
+
+
+_ID_DECODER = msgspec.json.Decoder(_IdOnly)
+
+
 def _ids(files: list[Path], limit: int) -> Iterator[tuple[str, int, int, bytes]]:
+    """(id, file index, line, bytes) of the JSON object lines with a non-empty string id. A
+    line msgspec reads and pydantic would not is refused by :func:`check_line` afterwards."""
+    decode, error = _ID_DECODER.decode, (msgspec.DecodeError, msgspec.ValidationError)
     for file_index, path in enumerate(files):
-        for raw, row in iter_json_objects(path, limit):
-            record_id = row.get("id")
-            if isinstance(record_id, str) and record_id and raw.data is not None:
+        for raw in iter_raw_lines(path, limit, digest=False):
+            if raw.data is None or not raw.data.strip():
+                continue
+            try:
+                record_id = decode(raw.data).id
+            except error:
+                continue
+            if isinstance(record_id, str) and record_id:
                 yield record_id, file_index, raw.line_no, raw.data
 
 
@@ -168,7 +209,7 @@ def check_line(
     sig: str | None = None
     line = scored_line  # until the record says which source line it came from
     record = _valid_record(data)
-    if record is not None:  # the common case: one parse, one validation
+    if record is not None:  # the common case: one parse-and-validate
         record_id, stream, sig = record.id, record.stream, record.provenance.sig_hash
         line = record.provenance.line
     else:  # classify the failure in the documented order
@@ -190,7 +231,7 @@ def check_line(
         if not _provenance_complete(provenance):
             return refuse(QuarantineReason.missing_provenance, "provenance incomplete")
         try:
-            record = ScoredRun.model_validate(row)
+            record = scored_row(ScoredRun.model_validate(row))
         except ValidationError as err:
             return refuse(QuarantineReason.schema_violation, format_validation_error(err)[:300])
     origin = record.provenance  # the schema checks sig_hash and line; emptiness is ours to refuse
@@ -205,9 +246,13 @@ def check_line(
     return AcceptedCandidate(record=record, file_index=file_index, offset=offset)
 
 
-def _valid_record(data: bytes) -> ScoredRun | None:
+def _valid_record(data: bytes) -> ScoredRow | None:
+    """msgspec first (a strict subset of the schema, fast); pydantic for what it refuses."""
+    record = decode_scored(data)
+    if record is not None:
+        return record
     try:
-        return ScoredRun.model_validate_json(data)
+        return scored_row(ScoredRun.model_validate_json(data))
     except ValidationError:
         return None
 

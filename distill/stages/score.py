@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from pydantic import ValidationError
 
 from distill.config import Config
@@ -15,8 +17,10 @@ from distill.errors import InputMissingError, ValidationFailed, format_validatio
 from distill.home import Home
 from distill.jsonio import RawLine, atomic_writer, iter_json_objects, validated_line
 from distill.limits import LineLimits
-from distill.schemas import Category, EvidenceRecord, ScoredRun, most_conservative
+from distill.schemas import Category, EvidenceRecord, ScoredRun
+from distill.schemas.fast import EvidenceRow
 from distill.sources import FACTS_STREAM, OBSERVER_STREAM, ScoringContext, Source
+from distill.sources.spec import Scorable
 from distill.stage_report import StageReport
 from distill.stages.collect import _remove_stale
 
@@ -31,81 +35,85 @@ def score(
 ) -> StageReport:
     """Score every evidence file. Rerunning on unchanged evidence writes identical bytes.
 
-    Two passes: the first gathers what cross-stream rules need (the most conservative verdict per
-    task for distilled facts, the tasks an observer accepted for replay runs); memory grows with
-    the number of tasks, never with the number of rows. The second runs each row's rule
-    (:func:`score_rows`) on ``engine``; the files are read and written here.
+    One pass: each file is read once, in the order the cross-stream rules need. The observer
+    reviews come first (the tasks an observer accepted, which replay runs read), then every
+    other stream but the distilled facts (each task's most conservative verdict-bearing
+    category, which the facts inherit), the facts last. Memory grows with the number of tasks,
+    never with the number of rows. Each row's rule (:func:`score_rows`) runs on ``engine``;
+    the files are read and written here.
     """
     report = StageReport("score", params={"recorded_at": recorded_at}, dry_run=dry_run)
     files = _evidence_files(home, config)
     report.inputs = list(files.values())
-    context = build_context(files, config)
     limits = LineLimits.of(config)
-    work = ScoreWork(
-        sources=tuple(config.sources[name] for name in files),
-        paths=tuple(str(path) for path in files.values()),
-        context=context,
-        recorded_at=recorded_at,
-    )
-    rows = [_evidence_rows(path, limits, number) for number, path in enumerate(files.values())]
+    gathered = _Gathered()
+    counts: dict[str, Counter[str]] = {}
     written: set[Path] = set()
-    groups = map_groups(engine, score_rows, work, rows)
-    for name, results in zip(files, groups, strict=True):
-        out_path = home.scored_dir / f"{name}.jsonl"
-        if dry_run:
-            _tally(results, report, write=None)
-            continue
-        with atomic_writer(out_path) as handle:
-            _tally(results, report, write=handle.write)
-        written.add(out_path)
+    for phase in _phases(list(files)):
+        work = ScoreWork(
+            sources=tuple(config.sources[name] for name in phase),
+            paths=tuple(str(files[name]) for name in phase),
+            context=gathered.context(),
+            recorded_at=recorded_at,
+        )
+        rows = [_evidence_rows(files[name], limits, number) for number, name in enumerate(phase)]
+        for name, results in zip(phase, map_groups(engine, score_rows, work, rows), strict=True):
+            observed = gathered.observe(name, results)
+            out_path = home.scored_dir / f"{name}.jsonl"
+            if dry_run:
+                counts[name] = _tally(observed, report, write=None)
+                continue
+            with atomic_writer(out_path) as handle:
+                counts[name] = _tally(observed, report, write=handle.write)
+            written.add(out_path)
+    for name in files:  # the report counts categories in file order, as it always has
+        report.out_by_category.update(counts[name])
     if not dry_run:
         _remove_stale(home.scored_dir, keep=written, schema="scored_run.v1")
         report.outputs = sorted(written)
-    report.extra["tasks_with_verdicts"] = len(context.task_floor)
+    report.extra["tasks_with_verdicts"] = len(gathered.floors)
     return report.close()
 
 
-def build_context(files: dict[str, Path], config: Config) -> ScoringContext:
-    """Observer verdicts first (they upgrade replay runs), then each task's most conservative
+def _phases(names: list[str]) -> list[list[str]]:
+    """The streams in the order the rules need them: observer, the rest, facts."""
+    first = [name for name in names if name == OBSERVER_STREAM]
+    last = [name for name in names if name == FACTS_STREAM]
+    middle = [name for name in names if name not in (OBSERVER_STREAM, FACTS_STREAM)]
+    return [phase for phase in (first, middle, last) if phase]
+
+
+class _Gathered:
+    """What the cross-stream rules read, gathered from the scored rows as they go by: the
+    tasks an observer accepted (from the observer stream), and per task the most conservative
     verdict-bearing category across every stream but the facts themselves."""
-    observer_accepted: set[str] = set()
-    limit = LineLimits.of(config).evidence
-    if OBSERVER_STREAM in files:
-        source = config.sources[OBSERVER_STREAM]
-        for record in _scoring_views(files[OBSERVER_STREAM], limit):
-            verdict = source.score(record, ScoringContext())
-            if record.task_id and verdict.category is Category.accepted:
-                observer_accepted.add(record.task_id)
-    context = ScoringContext(observer_accepted_tasks=frozenset(observer_accepted))
-    floors: dict[str, Category] = {}
-    for name, path in files.items():
+
+    def __init__(self) -> None:
+        self.observer_accepted: set[str] = set()
+        self.floors: dict[str, Category] = {}
+
+    def context(self) -> ScoringContext:
+        return ScoringContext(
+            task_floor=dict(self.floors),
+            observer_accepted_tasks=frozenset(self.observer_accepted),
+        )
+
+    def observe(self, name: str, results: Iterator[ScoredLine]) -> Iterator[ScoredLine]:
         if name == FACTS_STREAM:
-            continue
-        source = config.sources[name]
-        for record in _scoring_views(path, limit):
-            if not record.task_id:
-                continue
-            verdict = source.score(record, context)
-            if verdict.verdict_bearing:
-                known = floors.get(record.task_id, verdict.category)
-                floors[record.task_id] = most_conservative([known, verdict.category])
-    return ScoringContext(
-        task_floor=floors, observer_accepted_tasks=context.observer_accepted_tasks
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class _ScoringView:
-    task_id: str | None
-    signals: dict[str, Any]
-
-
-def _scoring_views(path: Path, limit: int) -> Iterator[_ScoringView]:
-    """The first pass reads only what the rules need; the second pass validates every line."""
-    for _, row in iter_json_objects(path, limit):
-        task_id, signals = row.get("task_id"), row.get("signals")
-        if isinstance(signals, dict) and (task_id is None or isinstance(task_id, str)):
-            yield _ScoringView(task_id, signals)
+            yield from results
+            return
+        floors, observer = self.floors, name == OBSERVER_STREAM
+        for result in results:
+            task_id = result.task_id
+            if task_id:
+                category = Category(result.category)
+                if observer and category is Category.accepted:
+                    self.observer_accepted.add(task_id)
+                if result.bearing:  # the most conservative: the lower trust wins, ties keep
+                    known = floors.get(task_id)
+                    if known is None or category.trust < known.trust:
+                        floors[task_id] = category
+            yield result
 
 
 @dataclass(frozen=True)
@@ -120,8 +128,12 @@ class ScoreWork:
 
 @dataclass(frozen=True, slots=True)
 class ScoredLine:
+    """One scored_run.v1 line, with what the cross-stream rules gather from it."""
+
     line: bytes
     category: str
+    task_id: str | None
+    bearing: bool  # verdict-bearing: it counts towards its task's most conservative verdict
 
 
 def score_rows(work: ScoreWork, rows: list[tuple[int, int, dict[str, Any]]]) -> list[ScoredLine]:
@@ -131,14 +143,7 @@ def score_rows(work: ScoreWork, rows: list[tuple[int, int, dict[str, Any]]]) -> 
 
 
 def _score_row(work: ScoreWork, number: int, line_no: int, row: dict[str, Any]) -> ScoredLine:
-    try:
-        record = EvidenceRecord.model_validate(row)
-    except ValidationError as err:
-        raise ValidationFailed(
-            f"{work.paths[number]}:{line_no} is not valid evidence.v1",
-            [format_validation_error(err)],
-            hint=_REGENERATE,
-        ) from err
+    record = _evidence(work.paths[number], line_no, row)
     verdict = work.sources[number].score(record, work.context)
     payload = {
         **row,
@@ -147,18 +152,38 @@ def _score_row(work: ScoreWork, number: int, line_no: int, row: dict[str, Any]) 
         "rule": verdict.rule,
         "provenance": {**row["provenance"], "recorded_at": work.recorded_at},
     }
-    return ScoredLine(validated_line(ScoredRun, payload), verdict.category.value)
+    line = validated_line(ScoredRun, payload)
+    return ScoredLine(line, verdict.category.value, record.task_id, verdict.verdict_bearing)
+
+
+def _evidence(path: str, line_no: int, row: dict[str, Any]) -> Scorable:
+    """The row as evidence.v1: msgspec's strict mirror first, pydantic for what it refuses."""
+    try:
+        return msgspec.convert(row, EvidenceRow)
+    except msgspec.ValidationError:
+        pass
+    try:
+        return EvidenceRecord.model_validate(row)
+    except ValidationError as err:
+        raise ValidationFailed(
+            f"{path}:{line_no} is not valid evidence.v1",
+            [format_validation_error(err)],
+            hint=_REGENERATE,
+        ) from err
 
 
 def _tally(
     results: Iterator[ScoredLine], report: StageReport, *, write: Callable[[bytes], object] | None
-) -> None:
+) -> Counter[str]:
+    """Write and count one file's lines; its categories are returned, not added."""
+    categories: Counter[str] = Counter()
     for result in results:
         report.records_in += 1
         report.records_out += 1
-        report.out_by_category[result.category] += 1
+        categories[result.category] += 1
         if write is not None:
             write(result.line)
+    return categories
 
 
 _REGENERATE = "rerun `distill collect` to regenerate the evidence files"
@@ -175,7 +200,7 @@ def _evidence_rows(
             why = f"{raw.size} bytes, over {limits.describe('evidence')}"
         raise ValidationFailed(f"{path}:{raw.line_no} is {why}", [], hint=_REGENERATE)
 
-    for raw, row in iter_json_objects(path, limits.evidence, on_bad=refuse):
+    for raw, row in iter_json_objects(path, limits.evidence, on_bad=refuse, digest=False):
         yield number, raw.line_no, row
 
 
