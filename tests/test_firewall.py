@@ -398,6 +398,20 @@ def test_duplicate_ids_keep_the_earliest_by_time_then_line(home: Home) -> None:
     assert Counter(q.reason.value for q in quarantine(home, "preference"))["duplicate_id"] == 2
 
 
+def test_the_exports_rescan_scored_runs_that_changed_since_the_last_export(home: Home) -> None:
+    # export_rag's duplicate scan is reused by the next export only for unchanged files
+    write_stream(home, "observer_reviews", [obs("O-1", "T-1", "accept", response="first")])
+    run_pipeline(home)
+    scored = home.scored_dir / "observer_reviews.jsonl"
+    copy = orjson.loads(scored.read_bytes().splitlines()[0])
+    copy["provenance"]["line"] = 2  # the same id again, later in the file
+    with open(scored, "ab") as handle:
+        handle.write(orjson.dumps(copy, option=orjson.OPT_SORT_KEYS) + b"\n")
+    report = export_sft(home, recorded_at=RECORDED_AT)
+    assert report.quarantined == {"duplicate_id": 1}
+    assert [row["id"] for row in exports(home, "sft")] == ["observer_reviews:O-1"]
+
+
 @pytest.mark.parametrize("response", [None, "", "   \n\t"])
 def test_empty_response_is_quarantined_not_skipped(home: Home, response: str | None) -> None:
     empty = obs("O-empty", "T-1", "accept")
