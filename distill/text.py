@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
+from collections.abc import Iterator
 
 _BULLET = r"(?:[-*+\u2022]\s+|\d+[.)]\s+|\[[ xX]\]\s+)*"
 _STEP = re.compile(rf"^\s*{_BULLET}((?:verify|check|assert|ensure|confirm)\b.*)$", re.IGNORECASE)
@@ -18,6 +20,7 @@ _KNOWN_EXT = frozenset(
 )
 _PATH = re.compile(r"(?:\.{1,2}/)?(?:[\w.-]+/)*[\w-][\w.-]*\.([A-Za-z][A-Za-z0-9]{0,9})(?![\w/-])")
 _DOT_LETTER = re.compile(r"\.[A-Za-z]")  # every path has one; most prose words do not
+_NON_SPACE = re.compile(r"\S*")  # re's \s is str.isspace: the words of str.split
 _RUN = re.compile(r"[\w./-]+")
 _STEP_VERBS = ("verify", "check", "assert", "ensure", "confirm")
 
@@ -32,13 +35,12 @@ def extract_validation_steps(text: str) -> list[str]:
     lowered = text.lower()
     if not any(verb in lowered for verb in _STEP_VERBS):
         return steps
-    for line in text.splitlines():
+    # A step line matches _STEP *and* holds a verb once lower-cased (the two differ on the
+    # few letters re folds but str.lower does not, e.g. "\u017f"); filter runs _STEP in C.
+    for line in filter(_STEP.match, text.splitlines()):
         folded = line.lower()
-        if not any(verb in folded for verb in _STEP_VERBS):
-            continue
-        match = _STEP.match(line)
-        if match:
-            steps.append(match.group(1).strip())
+        if any(verb in folded for verb in _STEP_VERBS):
+            steps.append(_STEP.match(line).group(1).strip())  # type: ignore[union-attr]
     return steps
 
 
@@ -64,22 +66,55 @@ def extract_file_paths(text: str) -> list[str]:
     ['src/app/main.py', 'README.md']
     """
     found: dict[str, None] = {}
-    # str.split and `in` run in C; only the few words holding a dot reach the regexes.
-    for word in text.split():
-        if "." not in word or not _DOT_LETTER.search(word):
-            continue
-        for run in _RUN.finditer(word):
-            start = run.start()
-            if start > 0 and word[start - 1] in ":@":
-                continue  # a URL ("https://…") or an address, not a path
-            match = _PATH.match(run.group(0))
-            if match is None:
-                continue
-            token, ext = match.group(0), match.group(1)
-            if token.startswith("/") or ("/" not in token and ext.lower() not in _KNOWN_EXT):
-                continue
-            found.setdefault(normalise_path(token), None)
+    for word in _dotted_words(text):
+        paths = _cached_word_paths(word) if len(word) <= _CACHED_WORD else _word_paths(word)
+        for path in paths:
+            found.setdefault(path, None)
     return list(found)
+
+
+def _word_paths(word: str) -> tuple[str, ...]:
+    """The normalised paths one word holds: a function of the word alone."""
+    paths = []
+    for run in _RUN.finditer(word):
+        start = run.start()
+        if start > 0 and word[start - 1] in ":@":
+            continue  # a URL ("https://…") or an address, not a path
+        match = _PATH.match(run.group(0))
+        if match is None:
+            continue
+        token, ext = match.group(0), match.group(1)
+        if token.startswith("/") or ("/" not in token and ext.lower() not in _KNOWN_EXT):
+            continue
+        paths.append(normalise_path(token))
+    return tuple(paths)
+
+
+# The same paths recur across a log's records: short words' answers are kept (a bounded
+# cache of short strings, so memory stays flat whatever the input).
+_CACHED_WORD = 256
+_cached_word_paths = functools.lru_cache(maxsize=1 << 14)(_word_paths)
+
+
+def _dotted_words(text: str) -> Iterator[str]:
+    """The words of ``text.split()`` holding a dot followed by a letter, in order.
+
+    Every such word holds a hit of :data:`_DOT_LETTER`; most texts have few, so the words
+    are found from the hits (the word's end by a forward scan, its start by the same scan
+    over the reversed text) instead of by a Python loop over every word.
+    """
+    reversed_text: str | None = None
+    size = len(text)
+    word_end = 0
+    for hit in _DOT_LETTER.finditer(text):
+        start = hit.start()
+        if start < word_end:
+            continue  # a second hit in the word already yielded
+        if reversed_text is None:
+            reversed_text = text[::-1]
+        word_start = size - _NON_SPACE.match(reversed_text, size - start).end()  # type: ignore[union-attr]
+        word_end = _NON_SPACE.match(text, start).end()  # type: ignore[union-attr]
+        yield text[word_start:word_end]
 
 
 def title_of(instruction: str, limit: int = 120) -> str:

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from distill.text import _KNOWN_EXT as KNOWN_EXT
 from distill.text import (
     extract_file_paths,
     extract_validation_steps,
@@ -167,3 +168,79 @@ def test_every_relative_path_in_prose_is_found(paths: list[str], sep: str) -> No
 )
 def test_title_is_the_first_line_cut_to_the_limit(instruction: str, title: str) -> None:
     assert title_of(instruction) == title
+
+
+# --- the fast extractors find exactly what the plain per-word / per-line loops found ---------
+
+_PLAIN_STEP = re.compile(
+    r"^\s*(?:[-*+\u2022]\s+|\d+[.)]\s+|\[[ xX]\]\s+)*((?:verify|check|assert|ensure|confirm)\b.*)$",
+    re.IGNORECASE,
+)
+_PLAIN_PATH = re.compile(
+    r"(?:\.{1,2}/)?(?:[\w.-]+/)*[\w-][\w.-]*\.([A-Za-z][A-Za-z0-9]{0,9})(?![\w/-])"
+)
+_PIECES = st.sampled_from(
+    [
+        "src/app/main.py", "./a.sh", "README.md", "v1.2", "e.g.", "x.Y", "https://h.io/a.py",
+        "a@b.com", "..", ".", "end.", "(see lib/x.ts)", "Verify", "check", "- ensure", "1. Confirm",
+        "K", "\u017f", "\u0130", "ß", " ", "  ", "\n", "\r\n", "\t", "\x1c", "\x85", "\xa0",
+        "\u2028", "\u3000", "\u200b", "word", "dir/file.rs:12", "a/b/c.PY", "x.d", "path/.env",
+        "a.py.a.md", "x" * 300 + "/y.py", "\nverıfy x", "\n- a\u017f\u017fert", "\nchec\u212a",
+    ]
+)  # fmt: skip
+
+
+def _plain_paths(text: str) -> list[str]:
+    """The per-word loop extract_file_paths ran before it went from dot hits to words."""
+    found: dict[str, None] = {}
+    for word in text.split():
+        if "." not in word or not re.search(r"\.[A-Za-z]", word):
+            continue
+        for run in re.finditer(r"[\w./-]+", word):
+            if run.start() > 0 and word[run.start() - 1] in ":@":
+                continue
+            match = _PLAIN_PATH.match(run.group(0))
+            if match is None:
+                continue
+            token, ext = match.group(0), match.group(1)
+            if token.startswith("/") or ("/" not in token and ext.lower() not in KNOWN_EXT):
+                continue
+            found.setdefault(normalise_path(token), None)
+    return list(found)
+
+
+def _plain_steps(text: str) -> list[str]:
+    """The per-line loop extract_validation_steps ran before _STEP went first."""
+    verbs = ("verify", "check", "assert", "ensure", "confirm")
+    steps = []
+    for line in text.splitlines():
+        if any(verb in line.lower() for verb in verbs) and (match := _PLAIN_STEP.match(line)):
+            steps.append(match.group(1).strip())
+    return steps
+
+
+@given(st.lists(st.one_of(_PIECES, st.text(max_size=8)), max_size=40).map("".join))
+def test_fast_extractors_equal_the_plain_loops(text: str) -> None:
+    """Words found from dot hits (any Unicode whitespace around them), cached per word, and
+    step lines filtered by the pattern first: the same answers, in the same order."""
+    assert extract_file_paths(text) == _plain_paths(text)
+    assert extract_file_paths(text) == _plain_paths(text)  # again, from the word cache
+    assert extract_validation_steps(text) == _plain_steps(text)
+
+
+@pytest.mark.parametrize("space", [chr(c) for c in range(0x3001) if chr(c).isspace()])
+def test_every_unicode_space_separates_words_as_str_split_does(space: str) -> None:
+    text = f"see{space}src/a.py{space}and{space}x{space}README.md{space}e.g."
+    assert extract_file_paths(text) == _plain_paths(text) == ["src/a.py", "README.md"]
+
+
+@pytest.mark.parametrize(
+    ("text", "steps"),
+    [
+        ("verıfy it\ncheck", ["check"]),  # re folds "ı" to "i", str.lower does not
+        ("- a\u017f\u017fert x\ncheck", ["check"]),  # likewise the long s
+        ("chec\u212a it", ["chec\u212a it"]),  # the Kelvin sign lower-cases to "k"
+    ],
+)
+def test_a_step_line_holds_a_verb_once_lower_cased(text: str, steps: list[str]) -> None:
+    assert extract_validation_steps(text) == steps == _plain_steps(text)
