@@ -32,9 +32,6 @@ def extract_validation_steps(text: str) -> list[str]:
     ['Verify the API returns 200', 'check logs']
     """
     steps: list[str] = []
-    lowered = text.lower()
-    if not any(verb in lowered for verb in _STEP_VERBS):
-        return steps
     # A step line matches _STEP *and* holds a verb once lower-cased (the two differ on the
     # few letters re folds but str.lower does not, e.g. "\u017f"); filter runs _STEP in C.
     for line in filter(_STEP.match, text.splitlines()):
@@ -92,8 +89,8 @@ def _word_paths(word: str) -> tuple[str, ...]:
 
 # The same paths recur across a log's records: short words' answers are kept (a bounded
 # cache of short strings, so memory stays flat whatever the input).
-_CACHED_WORD = 256
-_cached_word_paths = functools.lru_cache(maxsize=1 << 14)(_word_paths)
+_CACHED_WORD = 128
+_cached_word_paths = functools.lru_cache(maxsize=1 << 13)(_word_paths)
 
 
 def _dotted_words(text: str) -> Iterator[str]:

@@ -70,7 +70,10 @@ def record_time(value: Any, *, epoch: bool) -> str | None:
 
 
 def _canonical(moment: datetime) -> str:
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    """``moment`` (in UTC) as ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``."""
+    if moment.year >= 1000:  # isoformat writes what strftime does, several times faster
+        return moment.isoformat()[:-6] + "Z"  # less its "+00:00"
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")  # before 1000: the year unpadded, as always
     if moment.microsecond:
         text += f".{moment.microsecond:06d}"
     return text + "Z"
