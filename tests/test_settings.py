@@ -46,7 +46,8 @@ def test_escalation_and_keys_come_from_the_environment_only(home: Home) -> None:
 
 
 def test_the_index_is_flag_then_environment_then_the_home(home: Home) -> None:
-    assert settings.index_settings(home, {}).uri == str(home.index_dir)
+    default = settings.index_settings(home, {})
+    assert (default.uri, default.embedder) == (str(home.index_dir), "minilm-onnx-int8")
     env = {"DISTILL_INDEX_URI": "/env/index", "DISTILL_EMBEDDER": "hash-64"}
     from_env = settings.index_settings(home, env)
     assert (from_env.uri, from_env.embedder) == ("/env/index", "hash-64")
@@ -61,6 +62,10 @@ def test_the_embed_model_folder_stands_in_for_minilm(home: Home) -> None:
     assert index.embedder == "/models/all-MiniLM-L6-v2" and index.minilm_path == index.embedder
     hashed = settings.index_settings(home, env, embedder="hash-384")
     assert hashed.embedder == "hash-384"  # another embedder is not replaced
+    named = settings.index_settings(home, {**env, "DISTILL_EMBEDDER": "minilm-onnx"})
+    assert named.embedder == "minilm-onnx"  # nor an ONNX one named explicitly
+    torch = settings.index_settings(home, env, embedder="minilm")
+    assert torch.embedder == "/models/all-MiniLM-L6-v2"
 
 
 @pytest.mark.parametrize(

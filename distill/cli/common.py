@@ -112,8 +112,9 @@ EmbedderOpt = Annotated[
     typer.Option(
         "--embedder",
         envvar=settings.EMBEDDER,
-        help="minilm (all-MiniLM-L6-v2, or the folder $DISTILL_EMBED_MODEL) or hash-<dim> "
-        "(seeded, no model). Default: $DISTILL_EMBEDDER, else minilm.",
+        help="minilm-onnx-int8 (all-MiniLM-L6-v2 on ONNX Runtime, int8), minilm-onnx (fp32), "
+        "minilm (on torch) or hash-<dim> (seeded, no model). Default: $DISTILL_EMBEDDER, else "
+        "minilm-onnx-int8; a model folder in $DISTILL_EMBED_MODEL replaces it and minilm.",
         show_default=False,
     ),
 ]

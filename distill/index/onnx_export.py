@@ -37,7 +37,7 @@ ONNX_NAMES = (ONNX, ONNX_INT8)
 _FP32 = "torchscript-opset17-eager-meanpool-normalize.v1"
 RECIPES = {ONNX: _FP32, ONNX_INT8: _FP32 + "+dynamic-qint8-per-channel.v1"}
 META = "distill-onnx.json"
-INSTALL_HINT = "pip install 'distill[onnx]'  (onnxruntime and onnx)"
+INSTALL_HINT = "pip install 'onnxruntime>=1.20,<2' 'onnx>=1.17,<2'  (dependencies of distill)"
 _OPSET = 17
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 _OUTPUT = "sentence_embedding"

@@ -33,7 +33,7 @@ class StageFlags:
     include_review: bool = False  # export_rag: also needs_human_review runs
     include_partial: bool = False  # export_sft: also partially_accepted runs
     index_uri: str | None = None  # index: the LanceDB database (None: <home>/index)
-    embedder: str | None = None  # index: minilm (None) or hash-<dim>
+    embedder: str | None = None  # index: minilm-onnx-int8 (None), minilm-onnx, minilm, hash-<dim>
     seed: int = 0  # index: the hashing embedder's seed
 
 
