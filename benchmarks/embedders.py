@@ -14,7 +14,9 @@ them; docs/s is the median round. Every round's vectors must be byte-identical t
 
 **Quality.** ``distill eval retrieval --beir DIR --split test --mode all --embedder NAME --json``
 per embedder, in a fresh process: SciFact's whole corpus indexed with that embedder, nDCG@10
-of vector search and of the default hybrid search on the 300 judged test queries.
+of vector search and of the default hybrid search on the 300 judged test queries. The table's
+"whole corpus docs/s" is each eval's own embedding rate: those run one after another, so on a
+shared machine they compare across rows only if the load stayed the same.
 
 **Target** (per ONNX embedder): docs/s >= 2x torch's, and nDCG@10 (vector and hybrid) no more
 than 0.005 below torch's. The report (Markdown, to ``--out``, whose folder is git-ignored, and
