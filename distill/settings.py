@@ -22,10 +22,11 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from distill.errors import ConfigError
+from distill.errors import ConfigError, DistillError
 from distill.home import Home
 from distill.index import PlaybookStore, Retriever
 from distill.index.embedders import DEFAULT_EMBEDDER, MINILM, Embedder, make_embedder
+from distill.index.onnx_export import ONNX_NAMES
 from distill.index.relevance import DEFAULT_MIN_RELEVANCE
 from distill.replay.clients import PromptStyle
 from distill.replay.config import GGUF_NAME, ModelSettings
@@ -124,12 +125,36 @@ def index_settings(
     in for the default and for ``minilm`` (on torch); an ONNX or hashing embedder named
     explicitly is kept."""
     minilm_path = env.get(EMBED_MODEL) or None
+    uri = index_dir or env.get(INDEX_URI) or str(home.index_dir)
     named = embedder or env.get(EMBEDDER)
+    if named is None and not minilm_path:
+        # an existing index keeps the embedder it was built with: a new default must not
+        # rebuild it behind the user's back (the default is for new indexes)
+        built_with = _published_embedder(uri)
+        if built_with is not None:
+            named, seed = built_with[0], built_with[1] if built_with[1] is not None else seed
     chosen = named or DEFAULT_EMBEDDER
     if minilm_path and (named is None or chosen in ("minilm", MINILM)):
         chosen = minilm_path
-    uri = index_dir or env.get(INDEX_URI) or str(home.index_dir)
     return IndexSettings(uri=uri, embedder=chosen, seed=seed, minilm_path=minilm_path)
+
+
+def _published_embedder(uri: str) -> tuple[str, int | None] | None:
+    """The embedder name (and hashing seed) of the index published at ``uri``; None when
+    there is none yet or it cannot be read (the command then reports that itself)."""
+    try:
+        manifest = PlaybookStore(uri).manifest()
+    except (DistillError, OSError, ValueError):
+        return None
+    if manifest is None:
+        return None
+    name = str(manifest.embedder.get("name", ""))
+    if name.startswith("hash-"):
+        raw_seed = manifest.embedder.get("seed")
+        return name, int(raw_seed) if raw_seed is not None else None
+    if name == MINILM:
+        return "minilm", None
+    return (name, None) if name in ONNX_NAMES else None
 
 
 def drift_threshold(flag: float | None, env: Env) -> float:

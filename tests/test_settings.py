@@ -56,6 +56,36 @@ def test_the_index_is_flag_then_environment_then_the_home(home: Home) -> None:
     assert flagged.make_embedder().name == "hash-32"
 
 
+def _publish_manifest(home: Home, embedder: dict[str, object]) -> None:
+    from distill.index.objectstore import MANIFEST_FILE
+    from distill.index.store import IndexManifest
+
+    manifest = IndexManifest(
+        version=3, rows=1, embedder=embedder, fts={}, ann_index=False, source_sha256=None
+    )
+    home.index_dir.mkdir(parents=True, exist_ok=True)
+    body = manifest.model_dump_json(by_alias=True)
+    (home.index_dir / MANIFEST_FILE).write_text(body, encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("identity", "expected"),
+    [
+        ({"name": "all-MiniLM-L6-v2", "dim": 384}, ("minilm", 0)),
+        ({"name": "hash-64", "dim": 64, "seed": 7}, ("hash-64", 7)),
+        ({"name": "minilm-onnx", "dim": 384}, ("minilm-onnx", 0)),
+    ],
+)
+def test_an_existing_index_keeps_its_embedder_when_none_is_named(
+    home: Home, identity: dict[str, object], expected: tuple[str, int]
+) -> None:
+    _publish_manifest(home, identity)
+    kept = settings.index_settings(home, {})
+    assert (kept.embedder, kept.seed) == expected  # a new default never rebuilds it silently
+    named = settings.index_settings(home, {"DISTILL_EMBEDDER": "hash-32"})
+    assert named.embedder == "hash-32"  # naming one still wins (and is checked against it)
+
+
 def test_the_embed_model_folder_stands_in_for_minilm(home: Home) -> None:
     env = {"DISTILL_EMBED_MODEL": "/models/all-MiniLM-L6-v2"}
     index = settings.index_settings(home, env)
