@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 from typing import Annotated, Literal
 
 import typer
@@ -19,8 +18,6 @@ from distill.cli.common import (
     RepoRootOpt,
     err_console,
     handles_errors,
-    index_at,
-    resolve_home,
 )
 from distill.cli.serve import (
     HostOpt,
@@ -30,11 +27,9 @@ from distill.cli.serve import (
     PortOpt,
     listening_at,
     load_warm,
-    server_settings,
-    warm_state,
+    warm_server,
 )
 from distill.errors import DistillError
-from distill.settings import local_model
 
 MCP_INSTALL = "pip install 'distill[mcp]'"
 
@@ -78,29 +73,27 @@ def mcp_command(
     from distill.mcp_server.transport import build_http_server, run_stdio
     from distill.serve.server import log_config
 
-    resolved, _ = resolve_home(home)
-    model_settings = local_model(
-        resolved, os.environ, url=model_url, model=model, prompt_style=prompt_style
-    )
-    settings = server_settings(
-        resolved,
-        model_settings,
+    state = warm_server(
+        home,
+        index_dir,
+        model_url=model_url,
+        model=model,
+        prompt_style=prompt_style,
+        deadline=deadline,
+        min_relevance_=min_relevance_,
         host=host,
         port=port,
         max_body_bytes=max_body_bytes,
         max_task_chars=max_task_chars,
         max_tokens_limit=max_tokens_limit,
         repo_root=repo_root,
-        deadline=deadline,
-        min_relevance_=min_relevance_,
     )
-    state = warm_state(resolved, settings, model_settings, index_at(resolved, index_dir))
     if transport == "stdio":
         load_warm(state, model=False)  # an agent waits on the handshake: the model loads later
         run_stdio(state)
         return
     load_warm(state)
-    err_console.print(f"MCP on {listening_at(settings, '/mcp')}", highlight=False)
+    err_console.print(f"MCP on {listening_at(state.settings, '/mcp')}", highlight=False)
     try:
         build_http_server(state, logging=log_config()).run()
     finally:

@@ -29,6 +29,8 @@ from distill.errors import ConfigError, DistillError
 from distill.replay.config import open_model
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from distill.home import Home
     from distill.replay.config import ModelSettings
     from distill.serve import ServeSettings, ServeState
@@ -100,25 +102,24 @@ def serve_command(
     """
     from distill.serve.server import build_server, log_config
 
-    resolved, _ = resolve_home(home)
-    model_settings = resolve.local_model(
-        resolved, os.environ, url=model_url, model=model, prompt_style=prompt_style
-    )
-    settings = server_settings(
-        resolved,
-        model_settings,
+    state = warm_server(
+        home,
+        index_dir,
+        model_url=model_url,
+        model=model,
+        prompt_style=prompt_style,
+        deadline=deadline,
+        min_relevance_=min_relevance_,
         host=host,
         port=port,
         max_body_bytes=max_body_bytes,
         max_task_chars=max_task_chars,
         max_tokens_limit=max_tokens_limit,
         repo_root=repo_root,
-        deadline=deadline,
-        min_relevance_=min_relevance_,
         model_id=model_id,
         generation_slots=generation_slots,
     )
-    state = warm_state(resolved, settings, model_settings, index_at(resolved, index_dir))
+    settings = state.settings
     loaded = load_warm(state)
     err_console.print(f"serving {settings.model_id} on {listening_at(settings)}", highlight=False)
     if as_json:
@@ -150,25 +151,34 @@ def listening_at(settings: ServeSettings, path: str = "") -> str:
     return f"http://{host}:{settings.port}{path} ({auth})"
 
 
-def server_settings(
-    resolved: Home,
-    model_settings: ModelSettings,
+def warm_server(
+    home: Path | None,
+    index_dir: str | None,
     *,
+    model_url: str | None,
+    model: str | None,
+    prompt_style: str | None,
     deadline: float | None,
     min_relevance_: float | None,
     **fields: Any,
-) -> ServeSettings:
-    """The settings of a warm server (``serve`` and ``mcp``): its flags, the token from the
-    environment, and the replay settings resolved as ``distill replay`` resolves them."""
+) -> ServeState:
+    """The warm state of a server (``serve`` and ``mcp``): the home, the local model, the
+    server's flags, the token from the environment and the replay settings resolved as
+    ``distill replay`` resolves them; checked before anything loads."""
     from distill.serve import ServeSettings
 
-    return ServeSettings(
+    resolved, _ = resolve_home(home)
+    model_settings = resolve.local_model(
+        resolved, os.environ, url=model_url, model=model, prompt_style=prompt_style
+    )
+    settings = ServeSettings(
         token=resolve.serve_token(os.environ),
         max_tokens=model_settings.max_tokens,
         deadline=resolve.replay_deadline(deadline, os.environ),
         min_relevance=resolve.min_relevance(resolved, min_relevance_),
         **fields,
     )
+    return warm_state(resolved, settings, model_settings, index_at(resolved, index_dir))
 
 
 def warm_state(
