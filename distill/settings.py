@@ -28,6 +28,7 @@ from distill.index import PlaybookStore, Retriever
 from distill.index.embedders import DEFAULT_EMBEDDER, MINILM, Embedder, make_embedder
 from distill.index.onnx_export import ONNX_NAMES
 from distill.index.relevance import DEFAULT_MIN_RELEVANCE
+from distill.machine_cache import machine_cache_dir
 from distill.replay.clients import PromptStyle
 from distill.replay.config import GGUF_NAME, ModelSettings
 from distill.replay.limits import DEFAULT_DEADLINE_S
@@ -50,7 +51,6 @@ REPLAY_DEADLINE = "DISTILL_REPLAY_DEADLINE"
 DRIFT_THRESHOLD = "DISTILL_DRIFT_THRESHOLD"
 API_TOKEN = "DISTILL_API_TOKEN"
 DEBUG = "DISTILL_DEBUG"
-CACHE_DIR = "distill"  # under $XDG_CACHE_HOME (default ~/.cache)
 # A source checkout (pyproject.toml beside the package) keeps the model in its models/,
 # where `make models` and `make demo` write it.
 CHECKOUT = Path(__file__).resolve().parent.parent
@@ -267,8 +267,7 @@ def gguf_path(home: Home, env: Env, configured: object = None, checkout: Path = 
     if (checkout / "pyproject.toml").is_file() and models.is_dir():
         shared = models / GGUF_NAME
     else:
-        cache = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
-        shared = cache / CACHE_DIR / GGUF_NAME
+        shared = machine_cache_dir(env) / GGUF_NAME
     if shared.is_file():
         return shared
     home_copy = home.root / "models" / GGUF_NAME  # a copy an older distill wrote: reuse it
