@@ -93,9 +93,14 @@ def iter_raw_lines(
     callers can count them. A UTF-8 byte order mark at the start of the file is not content.
     ``digest=False``: a reader that never looks at ``sha256`` (files distill wrote) skips
     hashing the lines it keeps; their ``sha256`` is ``""``.
+
+    Every stage reads every line through here, so the loop does as little Python per line as
+    it can: one bounded ``readline``, one slice, and the tuple built without the named tuple's
+    Python-level ``__new__``.
     """
     hexdigest = sha256_hex if digest else _no_digest
     room = max_line_bytes + 2  # the body plus "\r\n"
+    new = tuple.__new__
     with open(path, "rb") as handle:
         readline = handle.readline
         line_no = 0
@@ -103,36 +108,48 @@ def iter_raw_lines(
         while chunk := readline(room):
             line_no += 1
             start = offset
-            offset += len(chunk)
-            if chunk[-1] == 10 or len(chunk) < room:  # 10: "\n"; short: the file's last line
-                body = _without_eol(chunk)
-                if len(body) > max_line_bytes:
-                    yield RawLine(line_no, None, sha256_hex(body), len(body), start)
-                elif start == 0 and body.startswith(_BOM):
-                    yield RawLine(line_no, body[len(_BOM) :], hexdigest(body), len(body), start)
-                else:
-                    yield RawLine(line_no, body, hexdigest(body), len(body), start)
+            size = len(chunk)
+            offset += size
+            if chunk[-1] == 10:  # 10: "\n"
+                body = chunk[: -2 if chunk[-2:-1] == b"\r" else -1]
+                size = len(body)
+            elif size < room:  # the file's last line, with no "\n"
+                body = chunk
+            else:
+                digest_hex, size, offset = _rest_of_long_line(handle, chunk, offset)
+                yield new(RawLine, (line_no, None, digest_hex, size, start))
                 continue
-            hasher, size = hashlib.sha256(), 0
-            pending = chunk  # held back one chunk, so only the line's own ending is dropped
-            while True:
-                following = handle.readline(_CHUNK)
-                offset += len(following)
-                if not following:
-                    pending = _without_eol(pending)
-                elif pending.endswith(b"\r") and following == b"\n":
-                    pending, following = pending[:-1], b""
-                hasher.update(pending)
-                size += len(pending)
-                if not following:
-                    break
-                if following.endswith(b"\n"):
-                    tail = _without_eol(following)
-                    hasher.update(tail)
-                    size += len(tail)
-                    break
-                pending = following
-            yield RawLine(line_no, None, hasher.hexdigest(), size, start)
+            if size > max_line_bytes:
+                yield new(RawLine, (line_no, None, sha256_hex(body), size, start))
+            elif start == 0 and body.startswith(_BOM):
+                yield new(RawLine, (line_no, body[len(_BOM) :], hexdigest(body), size, start))
+            else:
+                yield new(RawLine, (line_no, body, hexdigest(body), size, start))
+
+
+def _rest_of_long_line(handle: IO[bytes], chunk: bytes, offset: int) -> tuple[str, int, int]:
+    """Consume the rest of a line over the limit, ``chunk`` its start: (sha256, size without
+    the line ending, the offset after it)."""
+    hasher, size = hashlib.sha256(), 0
+    pending = chunk  # held back one chunk, so only the line's own ending is dropped
+    while True:
+        following = handle.readline(_CHUNK)
+        offset += len(following)
+        if not following:
+            pending = _without_eol(pending)
+        elif pending.endswith(b"\r") and following == b"\n":
+            pending, following = pending[:-1], b""
+        hasher.update(pending)
+        size += len(pending)
+        if not following:
+            break
+        if following.endswith(b"\n"):
+            tail = _without_eol(following)
+            hasher.update(tail)
+            size += len(tail)
+            break
+        pending = following
+    return hasher.hexdigest(), size, offset
 
 
 _BOM = b"\xef\xbb\xbf"
