@@ -9,13 +9,17 @@ is an :class:`AcceptedCandidate` (its record validated); one that fails, a
 from __future__ import annotations
 
 import hashlib
+import zlib
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import msgspec
+import numpy as np
 import orjson
+from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from distill.errors import format_validation_error
@@ -100,15 +104,12 @@ def oversized(
     )
 
 
-_BUCKETS = 1 << 24  # 16 MiB of one-byte counters, whatever the input size
-
-
 def duplicate_losers(files: list[Path], limits: LineLimits) -> frozenset[tuple[int, int]]:
     """(file index, line) of every valid record whose id appeared earlier (by time, then line).
 
-    Memory stays flat as streams grow: a first pass counts ids into a fixed array of buckets,
-    and only lines whose bucket was hit twice (true duplicates plus a few collisions) are
-    validated and ranked in the second pass. The three exports read the same scored runs: the
+    Memory stays flat as streams grow: one pass keeps 8 bytes a line (a CRC-32 of its id,
+    :func:`_id_keys`), and only the lines whose key repeats are read again, validated and
+    ranked. The three exports read the same scored runs: the
     answer is kept for files whose identity (inode, size, times) is unchanged, so the second
     and third export do not read them twice more.
     """
@@ -132,21 +133,20 @@ def _identity(path: Path) -> tuple[str, int, int, int, int, int]:
 
 
 def _duplicate_losers(files: list[Path], limits: LineLimits) -> set[tuple[int, int]]:
-    buckets = bytearray(_BUCKETS)
-    for record_id, _, _, _ in _ids(files, limits.scored):
-        slot = id_hash(record_id) % _BUCKETS
-        if buckets[slot] < 2:
-            buckets[slot] += 1
+    keys = [_id_keys(path, limits.scored) for path in files]
+    everything = np.concatenate(keys) if keys else np.empty(0, np.int64)
+    ordered = np.sort(everything[everything >= 0])
+    repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
     ranked: list[tuple[str, int, int, int]] = []
-    for record_id, file_index, line, data in _ids(files, limits.scored):
-        if buckets[id_hash(record_id) % _BUCKETS] < 2:
-            continue
-        checked = check_line(data, line, file_index, 0, set())
-        if isinstance(checked, RefusedCandidate):
-            continue  # an invalid copy never evicts a valid one
-        record = checked.record
-        moment = int(datetime.fromisoformat(record.created_at).timestamp() * 1_000_000)
-        ranked.append((record.id, moment, file_index, line))
+    for file_index, path in enumerate(files):
+        suspects = np.flatnonzero(np.isin(keys[file_index], repeated)) + 1  # line numbers
+        for line, data in _lines_numbered(path, limits.scored, suspects.tolist()):
+            checked = check_line(data, line, file_index, 0, set())
+            if isinstance(checked, RefusedCandidate):
+                continue  # an invalid copy never evicts a valid one
+            record = checked.record
+            moment = int(datetime.fromisoformat(record.created_at).timestamp() * 1_000_000)
+            ranked.append((record.id, moment, file_index, line))
     ranked.sort()
     losers = set()
     for previous, current in zip(ranked, ranked[1:], strict=False):
@@ -162,22 +162,46 @@ class _IdOnly(msgspec.Struct):
 
 
 _ID_DECODER = msgspec.json.Decoder(_IdOnly)
+_NO_ID = -1
 
 
-def _ids(files: list[Path], limit: int) -> Iterator[tuple[str, int, int, bytes]]:
-    """(id, file index, line, bytes) of the JSON object lines with a non-empty string id. A
-    line msgspec reads and pydantic would not is refused by :func:`check_line` afterwards."""
+def _id_keys(path: Path, limit: int) -> NDArray[np.int64]:
+    """Per physical line of ``path``, the CRC-32 of its id (a non-empty string), else -1.
+
+    8 bytes a line, and the one pass over every line the scan needs: lines whose key repeats
+    (true duplicates, plus the odd CRC collision, which validation and ranking by the id
+    itself then tell apart) are the only ones read again. A line msgspec reads and pydantic
+    would not is refused by :func:`check_line` then.
+    """
     decode, error = _ID_DECODER.decode, (msgspec.DecodeError, msgspec.ValidationError)
-    for file_index, path in enumerate(files):
-        for raw in iter_raw_lines(path, limit, digest=False):
-            if raw.data is None or not raw.data.strip():
-                continue
-            try:
-                record_id = decode(raw.data).id
-            except error:
-                continue
-            if isinstance(record_id, str) and record_id:
-                yield record_id, file_index, raw.line_no, raw.data
+    keys = array("q")
+    append = keys.append
+    for _, data, _, _, _ in iter_raw_lines(path, limit, digest=False):
+        try:
+            record_id = decode(data).id if data else None
+        except error:
+            record_id = None
+        if isinstance(record_id, str) and record_id:
+            append(zlib.crc32(record_id.encode("utf-8", "surrogatepass")))
+        else:
+            append(_NO_ID)
+    return np.frombuffer(keys, dtype=np.int64) if keys else np.empty(0, np.int64)
+
+
+def _lines_numbered(path: Path, limit: int, wanted: list[int]) -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes) of the lines ``wanted`` (ascending line numbers) of ``path``."""
+    if not wanted:
+        return
+    pending = iter(wanted)
+    target = next(pending)
+    for line_no, data, _, _, _ in iter_raw_lines(path, limit, digest=False):
+        if line_no != target:
+            continue
+        if data is not None:
+            yield line_no, data
+        target = next(pending, 0)
+        if not target:
+            return
 
 
 def check_line(
