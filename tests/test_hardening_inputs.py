@@ -193,6 +193,18 @@ def test_only_the_first_line_loses_its_bom(home: Home) -> None:
     assert [(s.line, s.reason) for s in skips] == [(2, SkipReason.invalid_json)]
 
 
+def test_a_row_skipped_after_reading_records_the_hash_of_its_bytes(home: Home) -> None:
+    """Rows are hashed only when skipped: a first line's BOM is still in the bytes hashed."""
+    first = BOM + orjson.dumps({"created_at": RECORDED_AT})  # no audit_id: a row, then a skip
+    second = orjson.dumps({"audit_id": "N2", "created_at": "not a time"})
+    evidence, skips = collected(home, "audits", [first, second])
+    assert evidence == []
+    assert [(s.line, s.reason, s.raw_sha256, s.raw_bytes) for s in skips] == [
+        (1, SkipReason.missing_id, hashlib.sha256(first).hexdigest(), len(first)),
+        (2, SkipReason.invalid_timestamp, hashlib.sha256(second).hexdigest(), len(second)),
+    ]
+
+
 def test_iter_raw_lines_drops_the_bom_but_hashes_the_bytes(tmp_path: Path) -> None:
     path = tmp_path / "s.jsonl"
     path.write_bytes(BOM + b'{"a":1}\n{"b":2}\n')

@@ -165,7 +165,7 @@ def skip_record(stream: str, unit: Unit, outcome: RowOutcome, recorded_at: str) 
         line_end=unit.line_end,
         reason=outcome.skip,
         detail=outcome.detail,
-        raw_sha256=unit.sha256,
+        raw_sha256=unit.raw_sha256,
         raw_bytes=unit.size,
         recorded_at=recorded_at,
     )

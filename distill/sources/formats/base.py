@@ -12,7 +12,7 @@ from distill.schemas import SkipReason
 from distill.sources.parse import RowSkip, parse_document, parse_row
 from distill.sources.paths import matches
 from distill.sources.spec import Source, SourceSpec
-from distill.sources.units import LineSpan, Unit
+from distill.sources.units import LineSpan, Unit, physical_bytes
 
 DEFAULT_MAX_UNIT_BYTES = 64 << 20
 """Largest folded group or document read whole (``[collect] max_unit_bytes``): real
@@ -66,8 +66,12 @@ def line_row(raw: RawLine, ctx: ReadContext, limit: int) -> dict[str, Any] | Uni
 
 
 def read_lines(path: Path, ctx: ReadContext, build: RowBuilder | None = None) -> Iterator[Unit]:
-    """One unit per non-blank line; ``build`` turns a line's object into the row (a format's)."""
-    for raw in iter_raw_lines(path, ctx.max_line_bytes):
+    """One unit per non-blank line; ``build`` turns a line's object into the row (a format's).
+
+    Lines are read without hashing them: a row's unit carries its bytes, hashed only if it is
+    skipped later (:attr:`Unit.raw_sha256`); a line skipped here is hashed here.
+    """
+    for raw in iter_raw_lines(path, ctx.max_line_bytes, digest=False):
         if is_blank(raw):
             continue
         row = line_row(raw, ctx, ctx.max_line_bytes)
@@ -80,7 +84,15 @@ def read_lines(path: Path, ctx: ReadContext, build: RowBuilder | None = None) ->
         except Exception as err:  # the last resort: nothing one line holds may stop a run
             yield Unit.skipped(ctx.source_file, raw, SkipReason.unprocessable_row, _error(err))
             continue
-        yield Unit(ctx.source_file, raw.line_no, raw.sha256, raw.size, row=built, sig_hash=sig)
+        yield Unit(
+            ctx.source_file,
+            raw.line_no,
+            "",
+            raw.size,
+            row=built,
+            sig_hash=sig,
+            raw=physical_bytes(raw),
+        )
 
 
 class Fold(Protocol):
@@ -111,7 +123,7 @@ def fold_lines(
     """
     groups: dict[str, _Group] = {}
     limit = ctx.max_unit_bytes
-    for raw in iter_raw_lines(path, limit):
+    for raw in iter_raw_lines(path, limit, digest=False):  # a group hashes its own lines
         if is_blank(raw):
             continue
         row = line_row(raw, ctx, limit)
