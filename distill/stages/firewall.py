@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
+
 from distill.config import Config
 from distill.errors import InputMissingError
 from distill.home import Home
@@ -128,11 +130,11 @@ def candidate_lines(files: list[Path], limits: LineLimits) -> Iterator[tuple[int
             yield file_index, raw
 
 
-@dataclass(frozen=True, slots=True)
-class Judged:
+class Judged(msgspec.Struct, frozen=True, gc=False):
     """What one export made of one scored-run line: a ``line`` for the dataset (``category``
     set), a row ``eligible`` to pair (the preference export), or a ``quarantine`` line with its
-    ``reason``. ``unchecked``: the repository whose checkout was missing (see PathCheck)."""
+    ``reason``. ``unchecked``: the repository whose checkout was missing (see PathCheck).
+    A frozen msgspec struct: one is made per line, ~20 times faster than a frozen dataclass."""
 
     line: bytes | None = None
     category: str | None = None
