@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from distill.jsonio import RawLine, canonical_hash
 from distill.schemas import EvidenceRecord, SkipReason
@@ -57,7 +57,7 @@ def evidence_from_line(
         row = parse_row(raw.data)
         if isinstance(row, RowSkip):
             return RowOutcome(skip=row.reason, detail=row.detail)
-        return _evidence(source, row, Origin(source_file, raw.line_no), recorded_at)
+        return _outcome(_evidence(source, row, Origin(source_file, raw.line_no), recorded_at))
     except Exception as err:  # the last resort: nothing one line holds may stop a run
         return unprocessable(err)
 
@@ -70,7 +70,7 @@ def evidence_from_row(
         too_deep = depth_skip(row)
         if too_deep is not None:
             return RowOutcome(skip=too_deep.reason, detail=too_deep.detail)
-        return _evidence(source, row, Origin(source_file, line), recorded_at)
+        return _outcome(_evidence(source, row, Origin(source_file, line), recorded_at))
     except Exception as err:  # the last resort: nothing one row holds may stop a run
         return unprocessable(err)
 
@@ -82,8 +82,7 @@ def unprocessable(err: Exception) -> RowOutcome:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Origin:
+class Origin(NamedTuple):
     """Where a row came from: the provenance of the evidence it becomes."""
 
     source_file: str
@@ -104,17 +103,34 @@ def evidence_from_unit(
 
     ``verdicts`` (id → verdict, from a verdicts side file) overrides the row's own verdict.
     """
-    if unit.row is None:
+    return _outcome(unit_payload(source, unit, recorded_at=recorded_at, verdicts=verdicts))
+
+
+def unit_payload(
+    source: Source,
+    unit: Unit,
+    *,
+    recorded_at: str,
+    verdicts: Mapping[str, Any] | None = None,
+) -> dict[str, Any] | RowOutcome:
+    """:func:`evidence_from_unit` for collect's hot path: the payload itself (no outcome made
+    around it, once per row), or the skip's outcome. Never raises."""
+    row = unit.row
+    if row is None:
         return RowOutcome(skip=unit.skip or SkipReason.unprocessable_row, detail=unit.detail)
     origin = Origin(unit.source_file, unit.line, unit.line_end, unit.pointer, unit.sig_hash or None)
     try:
         # A line's row was measured as it was parsed; a row a format built is measured here.
-        too_deep = None if unit.line_end is None else depth_skip(unit.row)
+        too_deep = None if unit.line_end is None else depth_skip(row)
         if too_deep is not None:
             return RowOutcome(skip=too_deep.reason, detail=too_deep.detail)
-        return _evidence(source, unit.row, origin, recorded_at, verdicts)
+        return _evidence(source, row, origin, recorded_at, verdicts)
     except Exception as err:  # the last resort: nothing one unit holds may stop a run
         return unprocessable(err)
+
+
+def _outcome(result: dict[str, Any] | RowOutcome) -> RowOutcome:
+    return result if isinstance(result, RowOutcome) else RowOutcome(payload=result)
 
 
 def _evidence(
@@ -123,7 +139,8 @@ def _evidence(
     origin: Origin,
     recorded_at: str,
     verdicts: Mapping[str, Any] | None = None,
-) -> RowOutcome:
+) -> dict[str, Any] | RowOutcome:
+    """The evidence payload of a row, or the skip of a row without a usable id or time."""
     spec = source.spec
     native_id = scalar_text(get_path(row, spec.id_field))
     if native_id is None:
@@ -145,7 +162,7 @@ def _evidence(
     signals = source.signals(row)
     if verdicts is not None and native_id in verdicts:
         signals["verdict"] = verdicts[native_id]
-    payload = {
+    return {
         "schema": "evidence.v1",
         "id": record_id,
         "stream": source.name,
@@ -160,7 +177,6 @@ def _evidence(
         "metadata": {key: value for key, value in row.items() if key not in consumed},
         "provenance": _provenance(source.name, record_id, origin, row, recorded_at),
     }
-    return RowOutcome(payload=payload)
 
 
 def _provenance(

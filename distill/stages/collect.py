@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from distill.config import CollectSettings, Config
 from distill.engine import LOCAL, Engine, map_groups
@@ -19,7 +19,7 @@ from distill.sources import RowOutcome, Source, unprocessable
 from distill.sources.inputs import SourceInput, source_inputs
 from distill.sources.paths import PATH_HINT
 from distill.sources.reading import iter_units, source_verdicts
-from distill.sources.rows import evidence_from_unit
+from distill.sources.rows import unit_payload
 from distill.sources.units import Unit
 from distill.stage_report import StageReport
 
@@ -89,8 +89,7 @@ class CollectWork:
     evidence_limit: int
 
 
-@dataclass(frozen=True, slots=True)
-class UnitResult:
+class UnitResult(NamedTuple):
     """What one unit became: an evidence line, or (``skip`` set) a line of the skips file."""
 
     line: bytes
@@ -117,15 +116,17 @@ def collect_units(work: CollectWork, units: list[tuple[int, Unit]]) -> list[Unit
 
 def _collect_unit(work: CollectWork, number: int, unit: Unit) -> UnitResult:
     source = work.sources[number]
-    outcome = evidence_from_unit(
+    payload = unit_payload(
         source, unit, recorded_at=work.recorded_at, verdicts=work.verdicts[number]
     )
-    line = _line_or_skip(outcome, work.evidence_limit)
-    if isinstance(line, bytes):
-        return UnitResult(line)
-    assert line.skip is not None  # evidence_from_unit returns one or the other
-    record = skip_record(source.name, unit, line, work.recorded_at)
-    return UnitResult(model_line(record), line.skip.value)
+    outcome = (
+        payload if isinstance(payload, RowOutcome) else _line_or_skip(payload, work.evidence_limit)
+    )
+    if isinstance(outcome, bytes):
+        return UnitResult(outcome)
+    assert outcome.skip is not None  # unit_payload returns a payload or a skip
+    record = skip_record(source.name, unit, outcome, work.recorded_at)
+    return UnitResult(model_line(record), outcome.skip.value)
 
 
 def _write_source(
@@ -194,13 +195,11 @@ def mostly_skipped(source_input: SourceInput, units: int, skipped: Counter[str])
     )
 
 
-def _line_or_skip(outcome: RowOutcome, limit: int) -> bytes | RowOutcome:
+def _line_or_skip(payload: dict[str, Any], limit: int) -> bytes | RowOutcome:
     """The evidence line, or the skip: a payload that fails evidence.v1 is a skip too, and so
     is one longer than the evidence line limit (score could not read it back)."""
-    if outcome.payload is None:
-        return outcome
     try:
-        line = evidence_line(outcome.payload)
+        line = evidence_line(payload)
     except Exception as err:  # the last resort: nothing one line holds may stop a run
         return unprocessable(err)
     if len(line) - 1 > limit:
