@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 from pydantic import ValidationError
@@ -15,7 +15,13 @@ from distill.config import Config
 from distill.engine import LOCAL, Engine, map_groups
 from distill.errors import InputMissingError, ValidationFailed, format_validation_error
 from distill.home import Home
-from distill.jsonio import RawLine, atomic_writer, iter_json_objects, validated_line
+from distill.jsonio import (
+    RawLine,
+    atomic_writer,
+    canonical_json,
+    iter_json_objects,
+    validated_line,
+)
 from distill.limits import LineLimits
 from distill.schemas import Category, EvidenceRecord, ScoredRun
 from distill.schemas.fast import EvidenceRow
@@ -126,8 +132,7 @@ class ScoreWork:
     recorded_at: str
 
 
-@dataclass(frozen=True, slots=True)
-class ScoredLine:
+class ScoredLine(NamedTuple):
     """One scored_run.v1 line, with what the cross-stream rules gather from it."""
 
     line: bytes
@@ -145,15 +150,31 @@ def score_rows(work: ScoreWork, rows: list[tuple[int, int, dict[str, Any]]]) -> 
 def _score_row(work: ScoreWork, number: int, line_no: int, row: dict[str, Any]) -> ScoredLine:
     record = _evidence(work.paths[number], line_no, row)
     verdict = work.sources[number].score(record, work.context)
+    category = verdict.category.value
     payload = {
         **row,
         "schema": "scored_run.v1",
-        "category": verdict.category.value,
+        "category": category,
         "rule": verdict.rule,
         "provenance": {**row["provenance"], "recorded_at": work.recorded_at},
     }
-    line = validated_line(ScoredRun, payload)
-    return ScoredLine(line, verdict.category.value, record.task_id, verdict.verdict_bearing)
+    if isinstance(record, EvidenceRow) and _spelled_out(row) and isinstance(verdict.rule, str):
+        line = canonical_json(payload) + b"\n"  # valid by construction: see _spelled_out
+    else:
+        line = validated_line(ScoredRun, payload)
+    return ScoredLine(line, category, record.task_id, verdict.verdict_bearing)
+
+
+_EVIDENCE_KEYS = frozenset(info.alias or name for name, info in EvidenceRecord.model_fields.items())
+
+
+def _spelled_out(row: dict[str, Any]) -> bool:
+    """Whether a row msgspec accepted as evidence.v1 makes a scored_run.v1 payload that needs no
+    second validation: it spells out every field (nothing left to a default), and scored_run.v1
+    is evidence.v1's fields, every one validated already, plus ``category`` (a Category's
+    value), ``rule`` (a string) and the provenance's ``recorded_at`` (a string). A row only
+    pydantic accepted, or one that leaves a field out, goes through :func:`validated_line`."""
+    return row.keys() == _EVIDENCE_KEYS
 
 
 def _evidence(path: str, line_no: int, row: dict[str, Any]) -> Scorable:
