@@ -91,11 +91,11 @@ def test_the_limits_follow_distill_toml(home: Home) -> None:
 
 
 def test_evidence_over_its_limit_is_a_skip_naming_the_source_line(home: Home) -> None:
-    outcome = RowOutcome(payload=_evidence_payload("x" * 5000))
-    skip = collect_module._line_or_skip(outcome, 1000)
+    payload = _evidence_payload("x" * 5000)
+    skip = collect_module._line_or_skip(payload, 1000)
     assert isinstance(skip, RowOutcome) and skip.skip is SkipReason.line_too_long
     assert "evidence limit 1000" in skip.detail
-    assert isinstance(collect_module._line_or_skip(outcome, 1 << 20), bytes)
+    assert isinstance(collect_module._line_or_skip(payload, 1 << 20), bytes)
 
 
 def _evidence_payload(response: str) -> dict[str, Any]:
