@@ -142,7 +142,7 @@ def _duplicate_losers(files: list[Path], limits: LineLimits) -> set[tuple[int, i
     ranked: list[tuple[str, int, int, int]] = []
     for file_index, path in enumerate(files):
         suspects = np.flatnonzero(np.isin(keys[file_index], repeated)) + 1  # line numbers
-        for line, data in _lines_numbered(path, limits.scored, suspects.tolist()):
+        for line, data in _lines_numbered(path, suspects.tolist()):
             checked = check_line(data, line, file_index, 0, set())
             if isinstance(checked, RefusedCandidate):
                 continue  # an invalid copy never evicts a valid one
@@ -165,6 +165,7 @@ class _IdOnly(msgspec.Struct):
 
 _ID_DECODER = msgspec.json.Decoder(_IdOnly)
 _NO_ID = -1
+_BOM = b"\xef\xbb\xbf"
 
 
 def _id_keys(path: Path, limit: int) -> NDArray[np.int64]:
@@ -190,20 +191,50 @@ def _id_keys(path: Path, limit: int) -> NDArray[np.int64]:
     return np.frombuffer(keys, dtype=np.int64) if keys else np.empty(0, np.int64)
 
 
-def _lines_numbered(path: Path, limit: int, wanted: list[int]) -> Iterator[tuple[int, bytes]]:
-    """(line number, bytes) of the lines ``wanted`` (ascending line numbers) of ``path``."""
-    if not wanted:
-        return
+_BLOCK = 1 << 16  # under malloc's mmap threshold: a fresh block costs no page faults
+
+
+def _lines_numbered(path: Path, wanted: list[int]) -> Iterator[tuple[int, bytes]]:
+    """(line number, content) of the lines ``wanted`` (ascending numbers of lines that held an
+    id, so never over the limit) of ``path``, as :func:`iter_raw_lines` reads them.
+
+    The file is read in blocks: a block that holds none of them is only counted (its newlines,
+    in C); in one that does, ``find`` steps from line to line and only wanted lines are copied.
+    """
     pending = iter(wanted)
-    target = next(pending)
-    for line_no, data, _, _, _ in iter_raw_lines(path, limit, digest=False):
-        if line_no != target:
-            continue
-        if data is not None:
-            yield line_no, data
-        target = next(pending, 0)
-        if not target:
-            return
+    target = next(pending, 0)
+    line_no = 1  # the line the next block starts in (or goes on with)
+    head: list[bytes] = []  # what the blocks before held of line `line_no`, when it is wanted
+    with open(path, "rb", buffering=0) as handle:
+        while target and (block := handle.read(_BLOCK)):
+            ends = block.count(b"\n")
+            last = line_no + ends  # the line the block ends in
+            if target > last:
+                line_no = last
+                continue
+            find, pos, current = block.find, 0, line_no
+            while target and target < last:
+                while current < target:
+                    pos, current = find(b"\n", pos) + 1, current + 1
+                end = find(b"\n", pos)
+                line = b"".join((*head, block[pos:end])) if head else block[pos:end]
+                head = []
+                yield target, _content(line, target, ended=True)
+                pos, current, target = end + 1, current + 1, next(pending, 0)
+            if target == last:  # starts in this block and ends in a later one
+                while current < target:
+                    pos, current = find(b"\n", pos) + 1, current + 1
+                head.append(block[pos:])
+            line_no = last
+    if target and head:  # the file's last line, with no newline
+        yield target, _content(b"".join(head), target, ended=False)
+
+
+def _content(line: bytes, line_no: int, *, ended: bool) -> bytes:
+    """A line without its ending (``\r\n`` or ``\n``) and, on line 1, its byte order mark."""
+    if ended and line.endswith(b"\r"):
+        line = line[:-1]
+    return line[len(_BOM) :] if line_no == 1 and line.startswith(_BOM) else line
 
 
 _Known = tuple[str | None, str | None, str | None, int]  # record_id, stream, sig_hash, line
