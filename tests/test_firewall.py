@@ -412,6 +412,36 @@ def test_the_exports_rescan_scored_runs_that_changed_since_the_last_export(home:
     assert [row["id"] for row in exports(home, "sft")] == ["observer_reviews:O-1"]
 
 
+def test_duplicates_are_found_in_hand_edited_scored_runs(home: Home) -> None:
+    # a byte order mark, CRLF endings, blank lines, garbage and an invalid copy: the valid copy
+    # with the earliest time is kept wherever it sits, and the scan numbers lines as the export
+    write_stream(home, "observer_reviews", [obs("O-1", "T-1", "accept", response="first")])
+    run_pipeline(home)
+    scored = home.scored_dir / "observer_reviews.jsonl"
+    row = orjson.loads(scored.read_bytes().splitlines()[0])
+
+    def copy(line: int, created_at: str, **fields: Any) -> bytes:
+        changed = {**row, "created_at": created_at, **fields}
+        changed["provenance"] = {**row["provenance"], "line": line}
+        return orjson.dumps(changed, option=orjson.OPT_SORT_KEYS)
+
+    lines = [
+        copy(1, "2025-02-03T00:00:00Z"),
+        b"",
+        b"{not json",
+        copy(4, "2025-01-01T00:00:00Z", category="bogus"),  # invalid: never evicts a valid copy
+        b"   ",
+        copy(6, "2025-02-02T00:00:00Z"),  # the earliest valid copy
+        copy(7, "2025-02-04T00:00:00Z"),
+    ]
+    scored.write_bytes(b"\xef\xbb\xbf" + b"\r\n".join(lines))  # no final line ending
+    report = export_sft(home, recorded_at=RECORDED_AT)
+    assert [row["provenance"]["line"] for row in exports(home, "sft")] == [6]
+    dupes = sorted(q.line for q in quarantine(home, "sft") if q.reason.value == "duplicate_id")
+    assert dupes == [1, 7]
+    assert report.quarantined == {"duplicate_id": 2, "schema_violation": 2}
+
+
 @pytest.mark.parametrize("response", [None, "", "   \n\t"])
 def test_empty_response_is_quarantined_not_skipped(home: Home, response: str | None) -> None:
     empty = obs("O-empty", "T-1", "accept")
