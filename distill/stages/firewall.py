@@ -209,17 +209,17 @@ def quarantine_line(
     pair: tuple[str, str] | None = None,
 ) -> bytes:
     """One quarantine.v1 line for a refused record (or, with ``pair``, a refused pair)."""
-    category = candidate.category
+    category = candidate.category  # str() of a StrEnum is its value, without enum's descriptor
     payload = {
         "schema": "quarantine.v1",
         "export": export,
-        "reason": reason.value,
+        "reason": str(reason),
         "detail": detail,
         "record_id": candidate.record_id,
         "stream": candidate.stream,
         "line": candidate.line,
         "sig_hash": candidate.sig_hash,
-        "category": None if category is None else category.value,
+        "category": None if category is None else str(category),
         "pair": None if pair is None else {"chosen_id": pair[0], "rejected_id": pair[1]},
         "recorded_at": recorded_at,
     }
