@@ -215,6 +215,20 @@ def test_preference_prefers_rejected_then_partial_within_five(home: Home) -> Non
     ]
 
 
+def test_a_scored_run_behind_a_byte_order_mark_pairs_like_any_other(home: Home) -> None:
+    write_stream(
+        home, "observer_reviews", [obs("O-1", "T-1", "accept"), obs("O-2", "T-1", "reject")]
+    )
+    run_pipeline(home)
+    scored = home.scored_dir / "observer_reviews.jsonl"
+    scored.write_bytes(b"\xef\xbb\xbf" + scored.read_bytes())  # an editor saved it with one
+    report = export_preference(home, recorded_at=RECORDED_AT)
+    assert report.passed and report.extra["pairs"] == 1
+    [pair] = exports(home, "preference")
+    assert pair["chosen_provenance"]["line"] == 1
+    assert pair["chosen"][0]["content"] == obs("O-1", "T-1", "accept")["response"]
+
+
 def test_four_accepted_by_four_rejected_gives_exactly_five_pairs(home: Home) -> None:
     write_stream(
         home,

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import struct
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+import msgspec
 import numpy as np
 
 from distill.config import Config, load_config
@@ -25,7 +27,7 @@ from distill.home import Home
 from distill.jsonio import RawLine, atomic_writer
 from distill.limits import LineLimits
 from distill.schemas import Category, PreferenceSample, QuarantineReason
-from distill.schemas.fast import PreferenceRow, ScoredRow, read_scored
+from distill.schemas.fast import PreferenceRow, ScoredRow
 from distill.stage_report import StageReport
 from distill.stages.export_datasets import reread_check, sample_line
 from distill.stages.firewall import (
@@ -92,14 +94,13 @@ def export_preference(
             write = stack.enter_context(atomic_writer(out_path, verify=verify)).write
         sink = QuarantineSink("preference", recorded_at, quarantine)
         spill = stack.enter_context(tempfile.TemporaryDirectory(prefix="distill-pairs-"))
-        eligible = _Eligible(Path(spill))
+        eligible = stack.enter_context(_Eligible(Path(spill)))
         for judged in engine.map(eligible_rows, firewall, candidate_lines(files, limits)):
             report.records_in += 1
             sink.take(judged, roots)
-            if judged.eligible is not None:
-                eligible.add(judged.eligible)
-        handles = [stack.enter_context(open(path, "rb")) for path in files]
-        tasks = (_task_lines(rows, handles) for rows in eligible.groups())
+            if judged.eligible is not None and judged.view is not None:
+                eligible.add(judged.eligible, judged.view)
+        tasks = eligible.groups()
         kinds: Counter[str] = Counter()
         for task in engine.map(pair_tasks, recorded_at, tasks):
             kinds.update(task.kinds)
@@ -121,23 +122,52 @@ def export_preference(
 
 def eligible_rows(firewall: Firewall, lines: list[tuple[int, RawLine]]) -> list[Judged]:
     """The firewall, on either engine: each scored-run line → the row that may pair (task,
-    category, time and where the line is) or its quarantine line."""
+    category, time and where the line is, and what pairing reads of it: :class:`PairView`)
+    or its quarantine line."""
     judged = []
     for file_index, raw in lines:
         admitted, verdict = firewall.judge(file_index, raw)
         if admitted is not None:
-            verdict = Judged(eligible=_eligible_row(admitted), unchecked=verdict.unchecked)
+            eligible, view = _eligible_row(admitted), _encode_view(_view(admitted.record))
+            verdict = Judged(eligible=eligible, view=view, unchecked=verdict.unchecked)
         judged.append(verdict)
     return judged
 
 
-def _task_lines(rows: list[tuple[int, int, int]], handles: Sequence[IO[bytes]]) -> TaskLines:
-    """A task's eligible rows read back: (category code, the scored-run line)."""
-    lines = []
-    for code, file, offset in rows:
-        handles[file].seek(offset)
-        lines.append((code, handles[file].readline()))
-    return lines
+class PairView(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """What pairing reads of an eligible record, and what its quarantine line names: taken
+    from the record the firewall decoded and spilled beside the pairing keys (msgpack), so a
+    scored run is decoded once, not read back and decoded again per task."""
+
+    record_id: str
+    task_id: str
+    category: Category
+    instruction: str
+    response: str
+    stream: str
+    sig_hash: str
+    source_file: str
+    line: int
+
+
+_encode_view = msgspec.msgpack.Encoder().encode
+_decode_view = msgspec.msgpack.Decoder(PairView).decode
+
+
+def _view(record: ScoredRow) -> PairView:
+    origin = record.provenance
+    assert record.task_id  # _unpairable refused the records without one
+    return PairView(
+        record_id=record.id,
+        task_id=record.task_id,
+        category=record.category,
+        instruction=record.instruction,
+        response=record.response,
+        stream=record.stream,
+        sig_hash=origin.sig_hash,
+        source_file=origin.source_file,
+        line=origin.line,
+    )
 
 
 def _category_policy(record: ScoredRow) -> Refusal:
@@ -153,14 +183,15 @@ def _unpairable(record: ScoredRow) -> Refusal:
     return None
 
 
-_ROW = struct.Struct("=6q")  # native order, as numpy reads the partitions back
+_ROW = struct.Struct("=7q")  # native order, as numpy reads the partitions back
 
 
 class _Eligible:
-    """The records that may pair, spilled to per-task-hash partition files (48 bytes each).
+    """The records that may pair: their keys spilled to per-task-hash partition files (56
+    bytes each: :func:`_eligible_row`, then where the view is), their views to one file.
 
-    Grouping by task then needs one partition in memory at a time, so memory stays flat as the
-    streams grow.
+    Grouping by task then needs one partition's keys in memory at a time and a task's views,
+    so memory stays flat as the streams grow.
     """
 
     PARTITIONS = 64
@@ -168,28 +199,42 @@ class _Eligible:
     def __init__(self, folder: Path) -> None:
         self._paths = [folder / f"part-{index:02d}.bin" for index in range(self.PARTITIONS)]
         self._files = [open(path, "wb") for path in self._paths]  # noqa: SIM115
+        self._views = open(folder / "views.bin", "w+b")  # noqa: SIM115
+        self._size = 0
 
-    def add(self, row: tuple[int, ...]) -> None:
-        """One row :func:`_eligible_row` made."""
-        self._files[row[0] % self.PARTITIONS].write(_ROW.pack(*row))
+    def __enter__(self) -> _Eligible:
+        return self
 
-    def groups(self) -> Iterator[list[tuple[int, int, int]]]:
-        """Per task, (code, file, offset) rows in time, file, line order."""
+    def __exit__(self, *_: object) -> None:
+        for handle in (*self._files, self._views):
+            handle.close()
+
+    def add(self, row: tuple[int, ...], view: bytes) -> None:
+        """One row :func:`_eligible_row` made, and the encoded :class:`PairView` of its record."""
+        self._files[row[0] % self.PARTITIONS].write(_ROW.pack(*row, self._size, len(view)))
+        self._views.write(view)
+        self._size += len(view)
+
+    def groups(self) -> Iterator[TaskLines]:
+        """Per task, (category code, encoded view) rows in time, file, line order."""
         for handle in self._files:
             handle.close()
+        self._views.flush()
+        read, fd = os.pread, self._views.fileno()
         for path in self._paths:
-            table = np.fromfile(path, dtype=np.int64).reshape(-1, 6)
+            table = np.fromfile(path, dtype=np.int64).reshape(-1, 7)
             if not len(table):
                 continue
-            task, code, time, file, offset, line = table.T
+            task, code, time, file, line, at, size = table.T
             order = np.lexsort((line, file, time, task))
             bounds = np.flatnonzero(np.diff(task[order])) + 1
+            codes, ats, sizes = code.tolist(), at.tolist(), size.tolist()
             for group in np.split(order, bounds):
-                yield [(int(code[i]), int(file[i]), int(offset[i])) for i in group]
+                yield [(codes[i], read(fd, sizes[i], ats[i])) for i in group.tolist()]
 
 
 def _eligible_row(candidate: AcceptedCandidate) -> tuple[int, ...]:
-    """(task, category code, time in µs, file, offset, line): what pairing sorts and reads."""
+    """(task, category code, time in µs, file, line): what pairing sorts by."""
     record = candidate.record
     assert record.task_id  # _unpairable refused the records without one
     moment = int(datetime.fromisoformat(record.created_at).timestamp() * 1e6)
@@ -198,7 +243,6 @@ def _eligible_row(candidate: AcceptedCandidate) -> tuple[int, ...]:
         _CODES[record.category],
         moment,
         candidate.file_index,
-        candidate.offset,
         candidate.line,
     )
 
@@ -224,13 +268,13 @@ def pair_tasks(recorded_at: str, tasks: list[TaskLines]) -> list[TaskPairs]:
 
 
 def _pair_task(recorded_at: str, rows: TaskLines) -> TaskPairs:
-    records = [read_scored(line) for _, line in rows]
+    records = [_decode_view(view) for _, view in rows]
     captured: list[bytes] = []
     sink = QuarantineSink("preference", recorded_at, captured.append)
     by_code: dict[int, list[int]] = {0: [], 1: [], 2: []}
     for index, (code, _) in enumerate(rows):
         by_code[code].append(index)
-    pairs: list[tuple[ScoredRow, ScoredRow]] = []
+    pairs: list[tuple[PairView, PairView]] = []
     for losing_code in (0, 1):
         for chosen_index in by_code[2]:
             for rejected_index in by_code[losing_code]:
@@ -246,25 +290,24 @@ def _pair_task(recorded_at: str, rows: TaskLines) -> TaskPairs:
         sample_line(PreferenceSample, _sample(chosen, rejected, recorded_at), "preference")
         for chosen, rejected in pairs
     ]
-    used = {record.id for pair in pairs for record in pair}
+    used = {record.record_id for pair in pairs for record in pair}
     for record in records:
-        if record.id not in used:
+        if record.record_id not in used:
             reason = _unpaired_reason(record, by_code, len(pairs))
-            unpaired = AcceptedCandidate(record=record, file_index=-1, offset=-1)
-            sink.record(unpaired, QuarantineReason.invalid_preference_pairing, reason)
-    kinds = [f"accepted>{rejected.category.value}" for _, rejected in pairs]
+            sink.record(record, QuarantineReason.invalid_preference_pairing, reason)
+    kinds = [f"accepted>{rejected.category}" for _, rejected in pairs]
     return TaskPairs(samples, kinds, len(used), captured, sink.records, sink.pairs)
 
 
-def _pairing_problem(chosen: ScoredRow, rejected: ScoredRow) -> tuple[QuarantineReason, str] | None:
-    if chosen.id == rejected.id or chosen.provenance.sig_hash == rejected.provenance.sig_hash:
+def _pairing_problem(chosen: PairView, rejected: PairView) -> tuple[QuarantineReason, str] | None:
+    if chosen.record_id == rejected.record_id or chosen.sig_hash == rejected.sig_hash:
         return QuarantineReason.self_pairing, "chosen and rejected are the same evidence"
     if chosen.response.strip() == rejected.response.strip():
         return QuarantineReason.invalid_preference_pairing, "identical chosen and rejected text"
     return None
 
 
-def _unpaired_reason(record: ScoredRow, by_code: dict[int, list[int]], pairs: int) -> str:
+def _unpaired_reason(record: PairView, by_code: dict[int, list[int]], pairs: int) -> str:
     if pairs == MAX_PAIRS_PER_TASK:
         return f"task {record.task_id} already has {MAX_PAIRS_PER_TASK} pairs"
     if not by_code[2]:
@@ -274,20 +317,21 @@ def _unpaired_reason(record: ScoredRow, by_code: dict[int, list[int]], pairs: in
     return f"every candidate pair for task {record.task_id} was refused"
 
 
-def _side(record: ScoredRow) -> dict[str, Any]:
+def _side(record: PairView) -> dict[str, Any]:
     return {
-        "source_run_id": record.id,
+        "source_run_id": record.record_id,
         "task_id": record.task_id,
-        "sig_hash": record.provenance.sig_hash,
-        "category": record.category.value,
+        "sig_hash": record.sig_hash,
+        "category": str(record.category),  # a StrEnum's str() is its value
         "stream": record.stream,
-        "source_file": record.provenance.source_file,
-        "line": record.provenance.line,
+        "source_file": record.source_file,
+        "line": record.line,
     }
 
 
-def _sample(chosen: ScoredRow, rejected: ScoredRow, recorded_at: str) -> dict[str, Any]:
-    pair_id = hashlib.sha256(f"{chosen.id}\x00{rejected.id}".encode()).hexdigest()[:16]
+def _sample(chosen: PairView, rejected: PairView, recorded_at: str) -> dict[str, Any]:
+    pair = f"{chosen.record_id}\x00{rejected.record_id}"
+    pair_id = hashlib.sha256(pair.encode()).hexdigest()[:16]
     return {
         "schema": "preference_sample.v1",
         "id": f"pref:{pair_id}",

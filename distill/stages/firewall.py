@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import msgspec
 
@@ -23,7 +24,7 @@ from distill.home import Home
 from distill.jsonio import RawLine, iter_raw_lines, validated_line
 from distill.limits import LineLimits
 from distill.repos import DEFAULT_REPO_FIELD, RepoRoots
-from distill.schemas import ExportName, QuarantineReason, QuarantineRecord
+from distill.schemas import Category, ExportName, QuarantineReason, QuarantineRecord
 from distill.schemas.fast import ScoredRow
 from distill.stage_report import StageReport
 from distill.stages.prechecks import AcceptedCandidate as AcceptedCandidate  # the exporters'
@@ -132,13 +133,15 @@ def candidate_lines(files: list[Path], limits: LineLimits) -> Iterator[tuple[int
 
 class Judged(msgspec.Struct, frozen=True, gc=False):
     """What one export made of one scored-run line: a ``line`` for the dataset (``category``
-    set), a row ``eligible`` to pair (the preference export), or a ``quarantine`` line with its
+    set), a row ``eligible`` to pair with its ``view`` (the preference export), or a
+    ``quarantine`` line with its
     ``reason``. ``unchecked``: the repository whose checkout was missing (see PathCheck).
     A frozen msgspec struct: one is made per line, ~20 times faster than a frozen dataclass."""
 
     line: bytes | None = None
     category: str | None = None
     eligible: tuple[int, ...] | None = None
+    view: bytes | None = None
     quarantine: bytes | None = None
     reason: str | None = None
     unchecked: str | None = None
@@ -200,10 +203,25 @@ def _first_refusal(record: ScoredRow, checks: tuple[Check, ...]) -> Refusal:
     return None
 
 
+class Quarantined(Protocol):
+    """What a quarantine line names of a record: a candidate, or what pairing read of one."""
+
+    @property
+    def record_id(self) -> str | None: ...
+    @property
+    def stream(self) -> str | None: ...
+    @property
+    def line(self) -> int: ...
+    @property
+    def sig_hash(self) -> str | None: ...
+    @property
+    def category(self) -> Category | None: ...
+
+
 def quarantine_line(
     export: ExportName,
     recorded_at: str,
-    candidate: Candidate,
+    candidate: Quarantined,
     reason: QuarantineReason,
     detail: str,
     pair: tuple[str, str] | None = None,
@@ -262,17 +280,17 @@ class QuarantineSink:
         self.records: Counter[str] = Counter()
         self.pairs: Counter[str] = Counter()
 
-    def record(self, candidate: Candidate, reason: QuarantineReason, detail: str) -> None:
+    def record(self, candidate: Quarantined, reason: QuarantineReason, detail: str) -> None:
         self.records[reason.value] += 1
         self._emit(quarantine_line(self.export, self.recorded_at, candidate, reason, detail))
 
     def pair(
-        self, chosen: ScoredRow, rejected: ScoredRow, reason: QuarantineReason, detail: str
+        self, chosen: Quarantined, rejected: Quarantined, reason: QuarantineReason, detail: str
     ) -> None:
+        """A refused pair, named by its chosen side (both sides have an id)."""
         self.pairs[reason.value] += 1
-        side = AcceptedCandidate(record=chosen, file_index=-1, offset=-1)
-        pair = (chosen.id, rejected.id)
-        self._emit(quarantine_line(self.export, self.recorded_at, side, reason, detail, pair))
+        pair = (str(chosen.record_id), str(rejected.record_id))
+        self._emit(quarantine_line(self.export, self.recorded_at, chosen, reason, detail, pair))
 
     def take(self, judged: Judged, roots: RepoRoots | None) -> None:
         """Count and write the quarantine line of a judged row (an engine judged it), and the
