@@ -244,3 +244,18 @@ def test_every_unicode_space_separates_words_as_str_split_does(space: str) -> No
 )
 def test_a_step_line_holds_a_verb_once_lower_cased(text: str, steps: list[str]) -> None:
     assert extract_validation_steps(text) == steps == _plain_steps(text)
+
+
+_ASCII_PIECES = st.sampled_from(
+    ["verify", "Check", "ASSERT", "ensure", "confirm", "checks", "x", " ", "\t", "\n", "\x1f",
+     "\r", "\x0c", "-", "*", "+", "1.", "22)", "[x]", "[ ]", ":", "e.g.", "src/a.py"]
+)  # fmt: skip
+
+
+@given(st.lists(_ASCII_PIECES, max_size=40).map("".join))
+def test_ascii_text_finds_the_steps_the_plain_loop_finds(text: str) -> None:
+    """Long ASCII text breaking lines only at "\\n" is searched whole; any other text line by
+    line. A last line of spaces makes every text long enough to be searched whole."""
+    assert extract_validation_steps(text) == _plain_steps(text)
+    padded = text + "\n" + " " * 512
+    assert extract_validation_steps(padded) == _plain_steps(padded) == _plain_steps(text)
