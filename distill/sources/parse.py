@@ -46,16 +46,20 @@ class RowSkip(NamedTuple):
 
 
 def parse_row(data: bytes) -> dict[str, Any] | RowSkip:
-    """Parse one line (its ending and any BOM already removed) into a JSON object."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        return RowSkip(SkipReason.invalid_utf8, str(err)[:_DETAIL])
+    """Parse one line (its ending and any BOM already removed) into a JSON object.
+
+    orjson refuses invalid UTF-8 as Python's decoder does, so a line is decoded only when
+    orjson refused it (to tell invalid UTF-8 from invalid JSON) or it needs the exact reread.
+    """
     long_digits = has_long_digits(data)
     exact = False
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as err:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as bad_utf8:
+            return RowSkip(SkipReason.invalid_utf8, str(bad_utf8)[:_DETAIL])
         if "depth limit" in str(err):  # orjson reads at most 1024 levels
             detail = f"{err}; the limit is {MAX_ROW_DEPTH}"
             return RowSkip(SkipReason.too_deeply_nested, detail[:_DETAIL])
@@ -71,7 +75,7 @@ def parse_row(data: bytes) -> dict[str, Any] | RowSkip:
     if too_deep is not None:
         return too_deep
     if long_digits and not exact:  # orjson checked the syntax; reread for exact integers
-        row: dict[str, Any] = _exact_loads(text)
+        row: dict[str, Any] = _exact_loads(data.decode("utf-8"))
         return row
     return value
 

@@ -196,13 +196,13 @@ def _provenance(
 
 
 def _file_paths(source: Source, row: dict[str, Any], *texts: str) -> list[str]:
-    paths: dict[str, None] = {}
+    """The file fields' paths and the texts', sorted: a set, filled a list at a time."""
+    paths: set[str] = set()
     for name in source.spec.file_fields:
         value = get_path(row, name)
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, str) and item.strip():
-                paths.setdefault(item.strip(), None)
+                paths.add(item.strip())
     for text in texts:
-        for path in source.text_file_paths(text):
-            paths.setdefault(path, None)
+        paths.update(source.text_file_paths(text))
     return sorted(paths)
