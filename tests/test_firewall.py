@@ -632,6 +632,15 @@ def test_reread_check_refuses_a_forbidden_sft_row(tmp_path: Path) -> None:
             verify(path)
         assert info.value.errors
 
+    # ids are compared as ids: two whose CRC-32 collide are no duplicates, three copies are two
+    twins = [{**good, "id": f"observer_reviews:O-{n}"} for n in (29685295, 32060020)]
+    path.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in twins))
+    verify(path)
+    path.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in [good, *twins, good, good]))
+    with pytest.raises(ValidationFailed) as info:
+        verify(path)
+    assert info.value.errors == ["2 duplicate id(s) in the output"]
+
 
 def _snapshot(home: Home) -> dict[str, bytes]:
     """The export files (not the quarantine files) and nothing else: no temp file left over."""

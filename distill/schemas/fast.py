@@ -104,6 +104,23 @@ class SftRow(_Row, kw_only=True, rename={"schema_": "schema"}):
     provenance: ProvenanceRow
 
 
+class RagChecked(msgspec.Struct):
+    """What the RAG export's re-read checks of a written playbook: its id (duplicates) and
+    category (the policy), typed as :class:`RagRow` types them; the rest of the row, which the
+    record type checked as it was written, is skipped unbuilt."""
+
+    id: NonEmpty
+    category: Literal["accepted", "partially_accepted", "needs_human_review"]
+
+
+class SftChecked(msgspec.Struct):
+    """What the SFT export's re-read checks of a written pair: its id and quality score, typed
+    as :class:`SftRow` types them (see :class:`RagChecked`)."""
+
+    id: NonEmpty
+    quality_score: Literal["accepted", "partially_accepted"]
+
+
 class PairSideRow(_Row, kw_only=True):
     source_run_id: NonEmpty
     task_id: NonEmpty
@@ -235,7 +252,9 @@ __all__ = [
     "FAST_TYPES",
     "EvidenceRow",
     "ProvenanceRow",
+    "RagChecked",
     "ScoredRow",
+    "SftChecked",
     "decode_scored",
     "fast_accepts",
     "provenance_dict",

@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 import contextlib
-from array import array
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import msgspec
-import numpy as np
-import orjson
 from pydantic import BaseModel, ValidationError
 
 from distill.config import Config, load_config
 from distill.engine import LOCAL, Engine
 from distill.errors import ValidationFailed, format_validation_error
 from distill.home import Home
-from distill.jsonio import RawLine, atomic_writer, iter_raw_lines, validated_line
+from distill.jsonio import (
+    RawLine,
+    atomic_writer,
+    validated_line,
+)
 from distill.limits import LineLimits
 from distill.schemas import Category, ExportName, QuarantineReason, RagSample, SftSample
-from distill.schemas.fast import FAST_TYPES, RagRow, ScoredRow, SftRow, provenance_dict
+from distill.schemas.fast import (
+    RagChecked,
+    ScoredRow,
+    SftChecked,
+    provenance_dict,
+)
 from distill.stage_report import StageReport
 from distill.stages.firewall import (
     Firewall,
@@ -30,11 +36,12 @@ from distill.stages.firewall import (
     Refusal,
     candidate_lines,
     firewall_for,
-    id_hash,
     path_check_notes,
     repo_roots,
     scored_files,
 )
+from distill.stages.reread import reread_check as reread_check  # the exporters'
+from distill.stages.reread import row_origin
 from distill.text import title_of
 
 S = TypeVar("S", bound=msgspec.Struct)
@@ -63,7 +70,7 @@ def export_rag(
     allowed = {A, P, H} if include_review else {A, P}
     policy = rag_policy(allowed)
 
-    def check(sample: RagRow) -> str | None:
+    def check(sample: RagChecked) -> str | None:
         return None if sample.category in allowed else f"{sample.id} is {sample.category}"
 
     params = {"include_review": include_review}
@@ -74,6 +81,7 @@ def export_rag(
         rag_payload,
         RagSample,
         check,
+        view=RagChecked,
         params=params,
         recorded_at=recorded_at,
         repo_root=repo_root,
@@ -100,7 +108,7 @@ def export_sft(
     allowed = {A, P} if include_partial else {A}
     policy = sft_policy(allowed)
 
-    def check(sample: SftRow) -> str | None:
+    def check(sample: SftChecked) -> str | None:
         ok = sample.quality_score in allowed
         return None if ok else f"{sample.id} has quality_score {sample.quality_score}"
 
@@ -112,6 +120,7 @@ def export_sft(
         sft_payload,
         SftSample,
         check,
+        view=SftChecked,
         params=params,
         recorded_at=recorded_at,
         repo_root=repo_root,
@@ -187,6 +196,7 @@ def _export(
     model: type[BaseModel],
     check: Callable[[S], str | None],
     *,
+    view: type[msgspec.Struct],
     params: Mapping[str, object],
     recorded_at: str,
     repo_root: Path | None,
@@ -214,7 +224,7 @@ def _export(
     with contextlib.ExitStack() as stack:
         write = quarantine = None
         if not dry_run:
-            verify = reread_check(model, check, export, limits.export)
+            verify = reread_check(model, check, export, limits.export, view=view)
             # entered first, so it exits last: a refused export aborts its quarantine too
             quarantine = stack.enter_context(atomic_writer(quarantine_path)).write
             write = stack.enter_context(atomic_writer(out_path, verify=verify)).write
@@ -271,93 +281,10 @@ def sample_line(model: type[BaseModel], payload: dict[str, Any], export: str) ->
     try:
         return validated_line(model, payload)
     except ValidationError as err:
-        record_id, origin = payload.get("id"), _origin(payload)
+        record_id, origin = payload.get("id"), row_origin(payload)
         raise ValidationFailed(
             f"export {export}: the {export} record type refused {record_id} ({origin}); "
             "nothing was written",
             [format_validation_error(err)],
             hint="this is a bug in distill's export policy: report it",
         ) from err
-
-
-def reread_check(
-    model: type[BaseModel],
-    check: Callable[[S], str | None],
-    export: str,
-    limit: int = LineLimits().export,
-) -> Callable[[Path], None]:
-    """The firewall's second wall: re-read the written file and refuse it if anything slipped by.
-
-    Each row is read as ``model``'s msgspec mirror (:mod:`distill.schemas.fast`; what it
-    refuses, pydantic decides) and handed to ``check``, which refuses what the export forbids;
-    ids must be unique. ``limit`` is the export line limit (:class:`LineLimits`); each error
-    names the row's source file and line, never a line of the file that is not published.
-    """
-    read = _sample_reader(model, cast(type[S], FAST_TYPES[model]))
-
-    def verify(path: Path) -> None:
-        errors: list[str] = []
-        ids = array("q")
-        for raw in iter_raw_lines(path, limit, digest=False):
-            if raw.data is None:
-                errors.append(f"row {raw.line_no}: {raw.size} bytes, over the limit {limit}")
-                continue
-            if not raw.data.strip():
-                errors.append(f"row {raw.line_no}: blank line")
-                continue
-            sample = read(raw.data)
-            if isinstance(sample, str):
-                errors.append(f"{_origin(raw.data, raw.line_no)}: {sample}")
-                continue
-            problem = check(sample)
-            if problem:
-                errors.append(f"{_origin(raw.data, raw.line_no)}: {problem}")
-            ids.append(id_hash(str(getattr(sample, "id", ""))))
-        keys = np.array(ids, dtype=np.int64)  # 8 bytes a row, sorted in place
-        keys.sort()
-        repeats = int(np.count_nonzero(keys[1:] == keys[:-1])) if len(keys) > 1 else 0
-        if repeats:
-            errors.append(f"{repeats} duplicate id(s) in the output")
-        if errors:
-            raise ValidationFailed(
-                f"export {export}: re-read found {len(errors)} bad row(s); nothing was written",
-                errors,
-                hint="this is a bug in distill: report it with the scored-runs that trigger it",
-            )
-
-    return verify
-
-
-def _sample_reader(model: type[BaseModel], struct: type[S]) -> Callable[[bytes], S | str]:
-    """bytes → the sample as ``struct``, or why ``model`` refuses them."""
-    decode = msgspec.json.Decoder(struct).decode
-
-    def read(data: bytes) -> S | str:
-        try:
-            return decode(data)
-        except (msgspec.ValidationError, msgspec.DecodeError):
-            pass
-        try:  # msgspec is strict: pydantic decides what it refused
-            valid = model.model_validate_json(data)
-        except ValidationError as err:
-            return format_validation_error(err)
-        try:
-            return msgspec.convert(valid.model_dump(mode="json", by_alias=True), struct)
-        except msgspec.ValidationError as err:
-            return f"not readable as {struct.__name__}: {err}"
-
-    return read
-
-
-def _origin(row: bytes | dict[str, Any], output_line: int | None = None) -> str:
-    """Where a dataset row came from, for messages: its source file and line."""
-    if isinstance(row, bytes):
-        try:
-            row = orjson.loads(row)
-        except orjson.JSONDecodeError:
-            row = {}
-    for key in ("provenance", "chosen_provenance"):
-        origin = row.get(key) if isinstance(row, dict) else None
-        if isinstance(origin, dict) and origin.get("source_file") and origin.get("line"):
-            return f"{origin['source_file']}:{origin['line']}"
-    return f"row {output_line} of the output" if output_line else "no provenance"
