@@ -165,6 +165,52 @@ def _no_digest(_: bytes) -> str:
     return ""
 
 
+_SKIM_BLOCK = 1 << 16  # under malloc's mmap threshold: a fresh block costs no page faults
+
+
+def read_lines_numbered(path: Path, wanted: list[int]) -> Iterator[tuple[int, bytes]]:
+    """(line number, content) of the lines ``wanted`` (ascending numbers of lines known to be
+    within the limit: lines already read) of ``path``, as :func:`iter_raw_lines` reads them.
+
+    The file is read in blocks: a block that holds none of them is only counted (its newlines,
+    in C); in one that does, ``find`` steps from line to line and only wanted lines are copied.
+    """
+    pending = iter(wanted)
+    target = next(pending, 0)
+    line_no = 1  # the line the next block starts in (or goes on with)
+    head: list[bytes] = []  # what the blocks before held of line `line_no`, when it is wanted
+    with open(path, "rb", buffering=0) as handle:
+        while target and (block := handle.read(_SKIM_BLOCK)):
+            ends = block.count(b"\n")
+            last = line_no + ends  # the line the block ends in
+            if target > last:
+                line_no = last
+                continue
+            find, pos, current = block.find, 0, line_no
+            while target and target < last:
+                while current < target:
+                    pos, current = find(b"\n", pos) + 1, current + 1
+                end = find(b"\n", pos)
+                line = b"".join((*head, block[pos:end])) if head else block[pos:end]
+                head = []
+                yield target, _line_content(line, target, ended=True)
+                pos, current, target = end + 1, current + 1, next(pending, 0)
+            if target == last:  # starts in this block and ends in a later one
+                while current < target:
+                    pos, current = find(b"\n", pos) + 1, current + 1
+                head.append(block[pos:])
+            line_no = last
+    if target and head:  # the file's last line, with no newline
+        yield target, _line_content(b"".join(head), target, ended=False)
+
+
+def _line_content(line: bytes, line_no: int, *, ended: bool) -> bytes:
+    """A line without its ending (``\r\n`` or ``\n``) and, on line 1, its byte order mark."""
+    if ended and line.endswith(b"\r"):
+        line = line[:-1]
+    return line[len(_BOM) :] if line_no == 1 and line.startswith(_BOM) else line
+
+
 BadLine = Callable[[RawLine, str], None]
 
 
