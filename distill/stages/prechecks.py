@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import zlib
 from array import array
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from distill.errors import format_validation_error
-from distill.jsonio import RawLine, iter_raw_lines
+from distill.jsonio import RawLine, iter_raw_lines, read_lines_numbered
 from distill.limits import LineLimits
 from distill.schemas import Category, QuarantineReason, ScoredRun
 from distill.schemas.fast import ScoredRow, decode_scored, scored_row
@@ -85,6 +84,26 @@ def id_hash(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") >> 1
 
 
+def id_key(text: str) -> int:
+    """A 32-bit key (CRC-32, cheap) for finding repeated ids: equal ids have equal keys, and
+    rows whose keys repeat are told apart by their ids themselves (:func:`repeated_keys`)."""
+    return zlib.crc32(text.encode("utf-8", "surrogatepass"))
+
+
+def repeated_keys(keys: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The keys (>= 0; -1 marks a line without one) found more than once in ``keys``."""
+    ordered = np.sort(keys[keys >= 0])
+    return np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+
+
+def lines_holding(keys: NDArray[np.int64], wanted: NDArray[np.int64]) -> list[int]:
+    """The line numbers (1-based, ascending) whose key, one per physical line, is ``wanted``."""
+    if not len(wanted):
+        return []
+    lines: list[int] = (np.flatnonzero(np.isin(keys, wanted)) + 1).tolist()
+    return lines
+
+
 def oversized(
     raw: RawLine, file_index: int, scored_file: str, limits: LineLimits
 ) -> RefusedCandidate:
@@ -136,13 +155,10 @@ def _identity(path: Path) -> tuple[str, int, int, int, int, int]:
 
 def _duplicate_losers(files: list[Path], limits: LineLimits) -> set[tuple[int, int]]:
     keys = [_id_keys(path, limits.scored) for path in files]
-    everything = np.concatenate(keys) if keys else np.empty(0, np.int64)
-    ordered = np.sort(everything[everything >= 0])
-    repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+    repeated = repeated_keys(np.concatenate(keys) if keys else np.empty(0, np.int64))
     ranked: list[tuple[str, int, int, int]] = []
     for file_index, path in enumerate(files):
-        suspects = np.flatnonzero(np.isin(keys[file_index], repeated)) + 1  # line numbers
-        for line, data in _lines_numbered(path, suspects.tolist()):
+        for line, data in read_lines_numbered(path, lines_holding(keys[file_index], repeated)):
             checked = check_line(data, line, file_index, 0, set())
             if isinstance(checked, RefusedCandidate):
                 continue  # an invalid copy never evicts a valid one
@@ -165,7 +181,6 @@ class _IdOnly(msgspec.Struct):
 
 _ID_DECODER = msgspec.json.Decoder(_IdOnly)
 _NO_ID = -1
-_BOM = b"\xef\xbb\xbf"
 
 
 def _id_keys(path: Path, limit: int) -> NDArray[np.int64]:
@@ -185,56 +200,10 @@ def _id_keys(path: Path, limit: int) -> NDArray[np.int64]:
         except error:
             record_id = None
         if isinstance(record_id, str) and record_id:
-            append(zlib.crc32(record_id.encode("utf-8", "surrogatepass")))
+            append(id_key(record_id))
         else:
             append(_NO_ID)
     return np.frombuffer(keys, dtype=np.int64) if keys else np.empty(0, np.int64)
-
-
-_BLOCK = 1 << 16  # under malloc's mmap threshold: a fresh block costs no page faults
-
-
-def _lines_numbered(path: Path, wanted: list[int]) -> Iterator[tuple[int, bytes]]:
-    """(line number, content) of the lines ``wanted`` (ascending numbers of lines that held an
-    id, so never over the limit) of ``path``, as :func:`iter_raw_lines` reads them.
-
-    The file is read in blocks: a block that holds none of them is only counted (its newlines,
-    in C); in one that does, ``find`` steps from line to line and only wanted lines are copied.
-    """
-    pending = iter(wanted)
-    target = next(pending, 0)
-    line_no = 1  # the line the next block starts in (or goes on with)
-    head: list[bytes] = []  # what the blocks before held of line `line_no`, when it is wanted
-    with open(path, "rb", buffering=0) as handle:
-        while target and (block := handle.read(_BLOCK)):
-            ends = block.count(b"\n")
-            last = line_no + ends  # the line the block ends in
-            if target > last:
-                line_no = last
-                continue
-            find, pos, current = block.find, 0, line_no
-            while target and target < last:
-                while current < target:
-                    pos, current = find(b"\n", pos) + 1, current + 1
-                end = find(b"\n", pos)
-                line = b"".join((*head, block[pos:end])) if head else block[pos:end]
-                head = []
-                yield target, _content(line, target, ended=True)
-                pos, current, target = end + 1, current + 1, next(pending, 0)
-            if target == last:  # starts in this block and ends in a later one
-                while current < target:
-                    pos, current = find(b"\n", pos) + 1, current + 1
-                head.append(block[pos:])
-            line_no = last
-    if target and head:  # the file's last line, with no newline
-        yield target, _content(b"".join(head), target, ended=False)
-
-
-def _content(line: bytes, line_no: int, *, ended: bool) -> bytes:
-    """A line without its ending (``\r\n`` or ``\n``) and, on line 1, its byte order mark."""
-    if ended and line.endswith(b"\r"):
-        line = line[:-1]
-    return line[len(_BOM) :] if line_no == 1 and line.startswith(_BOM) else line
 
 
 _Known = tuple[str | None, str | None, str | None, int]  # record_id, stream, sig_hash, line
