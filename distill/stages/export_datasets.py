@@ -166,7 +166,7 @@ def rag_payload(record: ScoredRow, recorded_at: str) -> dict[str, Any]:
         "text": f"{record.instruction.strip()}\n\n{record.response.strip()}",
         "instruction": record.instruction,
         "response": record.response,
-        "category": record.category.value,
+        "category": str(record.category),
         "source": record.stream,
         "task_id": record.task_id,
         "file_paths": record.file_paths,
@@ -182,7 +182,7 @@ def sft_payload(record: ScoredRow, recorded_at: str) -> dict[str, Any]:
         "id": record.id,
         "prompt": [{"role": "user", "content": record.instruction}],
         "completion": [{"role": "assistant", "content": record.response}],
-        "quality_score": record.category.value,  # the type refuses the rest
+        "quality_score": str(record.category),  # the type refuses the rest
         "task_id": record.task_id,
         "provenance": provenance_payload(record, recorded_at),
     }
@@ -269,7 +269,7 @@ def _sample_row(work: SampleWork, file_index: int, raw: RawLine) -> Judged:
         return judged
     record = admitted.record
     line = sample_line(work.model, work.build(record, firewall.recorded_at), firewall.export)
-    return Judged(line=line, category=record.category.value, unchecked=judged.unchecked)
+    return Judged(line=line, category=str(record.category), unchecked=judged.unchecked)
 
 
 def provenance_payload(record: ScoredRow, recorded_at: str) -> dict[str, Any]:

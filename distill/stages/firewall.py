@@ -126,7 +126,8 @@ def candidate_lines(files: list[Path], limits: LineLimits) -> Iterator[tuple[int
     order: what :meth:`Firewall.judge` is given, one line at a time."""
     for file_index, path in enumerate(files):
         for raw in iter_raw_lines(path, limits.scored, digest=False):
-            if raw.data is not None and not raw.data.strip():
+            data = raw.data
+            if data is not None and (not data or data.isspace()):  # blank: no copy, as strip()
                 continue
             yield file_index, raw
 
@@ -178,20 +179,20 @@ class Firewall:
                 return candidate, Judged(unchecked=unchecked)
             reason, detail = refusal
         line = quarantine_line(self.export, self.recorded_at, candidate, reason, detail)
-        return None, Judged(quarantine=line, reason=reason.value, unchecked=unchecked)
+        return None, Judged(quarantine=line, reason=str(reason), unchecked=unchecked)
 
     def policy(self, record: ScoredRow) -> tuple[Refusal, str | None]:
         """``before``, the path check, ``after`` on a record the pre-checks passed: the first
         refusal, and the repository left unchecked (no checkout of it)."""
+        if self.roots is None:  # no path check: one pass over the export's own checks
+            return _first_refusal(record, self.before + self.after), None
         refusal = _first_refusal(record, self.before)
         if refusal is not None:
             return refusal, None
-        unchecked = None
-        if self.roots is not None:
-            path = PathCheck(self.roots)
-            refusal, unchecked = path(record), path.unchecked
-            if refusal is not None:
-                return refusal, unchecked
+        path = PathCheck(self.roots)
+        refusal, unchecked = path(record), path.unchecked
+        if refusal is not None:
+            return refusal, unchecked
         return _first_refusal(record, self.after), unchecked
 
 
@@ -281,14 +282,14 @@ class QuarantineSink:
         self.pairs: Counter[str] = Counter()
 
     def record(self, candidate: Quarantined, reason: QuarantineReason, detail: str) -> None:
-        self.records[reason.value] += 1
+        self.records[str(reason)] += 1
         self._emit(quarantine_line(self.export, self.recorded_at, candidate, reason, detail))
 
     def pair(
         self, chosen: Quarantined, rejected: Quarantined, reason: QuarantineReason, detail: str
     ) -> None:
         """A refused pair, named by its chosen side (both sides have an id)."""
-        self.pairs[reason.value] += 1
+        self.pairs[str(reason)] += 1
         pair = (str(chosen.record_id), str(rejected.record_id))
         self._emit(quarantine_line(self.export, self.recorded_at, chosen, reason, detail, pair))
 
