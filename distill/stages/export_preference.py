@@ -13,7 +13,6 @@ import struct
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -142,7 +141,7 @@ class PairView(msgspec.Struct, frozen=True, array_like=True, gc=False):
     record_id: str
     task_id: str
     category: Category
-    instruction: str
+    instruction: str  # the prompt, read of the chosen side only: "" for the other categories
     response: str
     stream: str
     sig_hash: str
@@ -161,7 +160,7 @@ def _view(record: ScoredRow) -> PairView:
         record_id=record.id,
         task_id=record.task_id,
         category=record.category,
-        instruction=record.instruction,
+        instruction=record.instruction if record.category is Category.accepted else "",
         response=record.response,
         stream=record.stream,
         sig_hash=origin.sig_hash,
@@ -250,8 +249,7 @@ def _eligible_row(candidate: AcceptedCandidate) -> tuple[int, ...]:
 TaskLines = list[tuple[int, bytes]]
 
 
-@dataclass(frozen=True)
-class TaskPairs:
+class TaskPairs(msgspec.Struct, frozen=True):
     """What one task's records became: pair lines, and quarantine lines with their counts."""
 
     samples: list[bytes]
@@ -296,7 +294,14 @@ def _pair_task(recorded_at: str, rows: TaskLines) -> TaskPairs:
             reason = _unpaired_reason(record, by_code, len(pairs))
             sink.record(record, QuarantineReason.invalid_preference_pairing, reason)
     kinds = [f"accepted>{rejected.category}" for _, rejected in pairs]
-    return TaskPairs(samples, kinds, len(used), captured, sink.records, sink.pairs)
+    return TaskPairs(
+        samples=samples,
+        kinds=kinds,
+        used=len(used),
+        quarantine=captured,
+        records=sink.records,
+        pairs=sink.pairs,
+    )
 
 
 def _pairing_problem(chosen: PairView, rejected: PairView) -> tuple[QuarantineReason, str] | None:
