@@ -19,7 +19,14 @@ from typer.testing import CliRunner
 
 from distill.cli import app
 from distill.config import load_config
-from distill.engine import LOCAL, Engine, open_engine
+from distill.engine import (
+    LOCAL,
+    LOCAL_CHUNK_BYTES,
+    LOCAL_CHUNK_ITEMS,
+    Engine,
+    map_groups,
+    open_engine,
+)
 from distill.errors import ValidationFailed
 from distill.home import SKIPS_FILE, Home
 from distill.index import PlaybookStore
@@ -273,3 +280,37 @@ def test_the_local_engine_imports_nothing_from_ray(home: Home) -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=REPO
     )
     assert done.stdout.strip() == "[]"
+
+
+def _sized(calls: list[int], items: list[int]) -> list[tuple[int, int]]:
+    """A work function recording how many items each call got."""
+    calls.append(len(items))
+    return [(item, len(items)) for item in items]
+
+
+def test_local_map_groups_hands_over_chunks_within_a_group() -> None:
+    """Chunks never cross a group's end, nor hold more than the byte budget and one item; the
+    results are one per item, in order; a group is read only after the previous one's results
+    were taken."""
+    calls: list[int] = []
+    read: list[str] = []
+
+    def items(name: str, count: int) -> Iterator[int]:
+        for item in range(count):
+            read.append(name)
+            yield item
+
+    n = LOCAL_CHUNK_ITEMS
+    groups = map_groups(
+        LOCAL, _sized, calls, [items("a", 2 * n + 6), items("b", 3)], weigh=lambda item: 1
+    )
+    first = next(groups)
+    assert [item for item, _ in first] == list(range(2 * n + 6))
+    assert "b" not in read
+    assert [item for item, _ in next(groups)] == [0, 1, 2]
+    assert calls == [n, n, 6, 3]
+    calls.clear()
+    heavy = [0, LOCAL_CHUNK_BYTES, 0, 0]
+    group = next(map_groups(LOCAL, _sized, calls, [range(4)], weigh=lambda item: heavy[item]))
+    assert [item for item, _ in group] == [0, 1, 2, 3]
+    assert calls == [2, 2]

@@ -61,7 +61,7 @@ def collect(
     written: set[Path] = set()
     with contextlib.ExitStack() as stack:
         skip_sink = None if dry_run else stack.enter_context(atomic_writer(home.skips_path)).write
-        groups = map_groups(engine, collect_units, work, units)
+        groups = map_groups(engine, collect_units, work, units, weigh=_unit_bytes)
         for source_input, index, results in zip(active, indexes, groups, strict=True):
             if index is not None:
                 report.warnings += index.warnings
@@ -131,6 +131,10 @@ def _units(
         recorded_at=recorded_at,
     ):
         yield number, unit
+
+
+def _unit_bytes(item: tuple[int, Unit]) -> int:
+    return item[1].size
 
 
 def collect_units(work: CollectWork, units: list[tuple[int, Unit]]) -> list[UnitResult]:

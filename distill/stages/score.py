@@ -63,7 +63,8 @@ def score(
             recorded_at=recorded_at,
         )
         rows = [_evidence_rows(files[name], limits, number) for number, name in enumerate(phase)]
-        for name, results in zip(phase, map_groups(engine, score_rows, work, rows), strict=True):
+        groups = map_groups(engine, score_rows, work, rows, weigh=_row_bytes)
+        for name, results in zip(phase, groups, strict=True):
             observed = gathered.observe(name, results)
             out_path = home.scored_dir / f"{name}.jsonl"
             if dry_run:
@@ -141,10 +142,18 @@ class ScoredLine(NamedTuple):
     bearing: bool  # verdict-bearing: it counts towards its task's most conservative verdict
 
 
-def score_rows(work: ScoreWork, rows: list[tuple[int, int, dict[str, Any]]]) -> list[ScoredLine]:
-    """The rule, on either engine: each (file number, line number, evidence row) → its
+EvidenceItem = tuple[int, int, dict[str, Any], int]
+"""(file number, line number, evidence row, the line's bytes): what :func:`score_rows` reads."""
+
+
+def score_rows(work: ScoreWork, rows: list[EvidenceItem]) -> list[ScoredLine]:
+    """The rule, on either engine: each (file number, line number, evidence row, size) → its
     scored_run.v1 line. A row that is not evidence.v1 stops the stage (collect never writes one)."""
-    return [_score_row(work, number, line_no, row) for number, line_no, row in rows]
+    return [_score_row(work, number, line_no, row) for number, line_no, row, _ in rows]
+
+
+def _row_bytes(item: EvidenceItem) -> int:
+    return item[3]
 
 
 def _score_row(work: ScoreWork, number: int, line_no: int, row: dict[str, Any]) -> ScoredLine:
@@ -210,11 +219,9 @@ def _tally(
 _REGENERATE = "rerun `distill collect` to regenerate the evidence files"
 
 
-def _evidence_rows(
-    path: Path, limits: LineLimits, number: int
-) -> Iterator[tuple[int, int, dict[str, Any]]]:
-    """(file number, line number, row) of every line; a line that is no JSON object stops the
-    stage."""
+def _evidence_rows(path: Path, limits: LineLimits, number: int) -> Iterator[EvidenceItem]:
+    """(file number, line number, row, size) of every line; a line that is no JSON object
+    stops the stage."""
 
     def refuse(raw: RawLine, why: str) -> None:  # collect never writes one: a changed file
         if raw.data is None:
@@ -222,7 +229,7 @@ def _evidence_rows(
         raise ValidationFailed(f"{path}:{raw.line_no} is {why}", [], hint=_REGENERATE)
 
     for raw, row in iter_json_objects(path, limits.evidence, on_bad=refuse, digest=False):
-        yield number, raw.line_no, row
+        yield number, raw.line_no, row, raw.size
 
 
 def _evidence_files(home: Home, config: Config) -> dict[str, Path]:
