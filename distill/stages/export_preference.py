@@ -201,7 +201,7 @@ class _Eligible:
 
     def __init__(self) -> None:
         self._keys = tempfile.TemporaryFile(prefix="distill-pairs-")  # noqa: SIM115
-        self._views = tempfile.TemporaryFile(prefix="distill-pairs-")  # noqa: SIM115
+        self._views = tempfile.TemporaryFile(buffering=1 << 17, prefix="distill-pairs-")  # noqa: SIM115
         self._buffers = [bytearray() for _ in range(self.PARTITIONS)]
         self._chunks: list[list[tuple[int, int]]] = [[] for _ in range(self.PARTITIONS)]
         self._keys_size = self._views_size = 0
