@@ -36,7 +36,7 @@ from distill.replay import (
     replay,
     run_gate,
 )
-from distill.replay.bundle import MAX_STEPS, SOURCES_CUE, completion_answer
+from distill.replay.bundle import MAX_STEPS, SOURCES_CUE, answer_prompt, completion_answer
 from distill.schemas import Bundle, ReplayRun
 
 from .conftest import RECORDED_AT, read_jsonl
@@ -139,6 +139,24 @@ def test_a_sources_first_completion_reads_as_answer_then_sources(
     bare = build_bundle(TASK, [])  # nothing retrieved: the old "Answer:" prompt, text as is
     assert bare.prompt == f"Task: {TASK}\nAnswer:"
     assert completion_answer(bare, " plain text ") == "plain text"
+
+
+def test_the_answer_prompt_puts_the_cited_demonstration_nearest_the_task() -> None:
+    # a base model copies the demonstration nearest the task: the one it cited must be there
+    hits = [
+        replace(make_hit(f"audits:AUD-{n}"), relevance=relevance)
+        for n, relevance in ((1, 0.9), (2, 0.8), (3, 0.7))
+    ]
+    bundle = build_bundle(TASK, hits)
+    last = bundle.exemplars[0].id  # the best hit is demonstrated last
+    assert answer_prompt(bundle, last) == f"{bundle.prompt}{last}]\nAnswer:"
+    other = "audits:AUD-3"
+    prompt = answer_prompt(bundle, other)
+    demos = prompt.split("\n\n")
+    assert demos[-2].startswith(f"Task: {bundle.exemplars[2].instruction}\nSources: [{other}]")
+    assert demos[-1] == f"Task: {TASK}\nSources: [{other}]\nAnswer:"
+    for piece in bundle.exemplars:  # nothing dropped, nothing repeated
+        assert prompt.count(f"Sources: [{piece.id}]\nAnswer: {piece.response}") == 1
 
 
 def test_build_bundle_picks_the_best_ranked_and_caps_steps() -> None:

@@ -163,10 +163,7 @@ def _render(
     # only warnings cleared the threshold: they are the demos. The most relevant comes last,
     # nearest the task: a base model most often takes its source from the last demonstration
     shown = sorted(exemplars or warnings, key=lambda p: p.relevance or 0.0)
-    demos = "".join(
-        f"Task: {p.instruction}\n{SOURCES_CUE}{p.id}]\nAnswer: {p.response}\n\n" for p in shown
-    )
-    prompt = f"{demos}Task: {task}\n" + (SOURCES_CUE if shown else "Answer:")
+    prompt = _demonstrated(task, shown) + (SOURCES_CUE if shown else "Answer:")
     return Bundle(
         task=task,
         exemplars=exemplars,
@@ -186,6 +183,26 @@ def demonstrations(bundle: Bundle) -> list[BundlePiece]:
     """The pieces the completion prompt demonstrates (and may cite): the exemplars, else the
     warnings, the most relevant last."""
     return sorted(bundle.exemplars or bundle.warnings, key=lambda p: p.relevance or 0.0)
+
+
+def answer_prompt(bundle: Bundle, cited: str) -> str:
+    """The completion prompt for the answer once the model has cited ``cited``: the same
+    demonstrations with the cited one moved last, then the task, its source and ``Answer:``.
+
+    A base model copies the demonstration nearest the task far more often than the one it
+    cited; with the cited one nearest, the answer it writes is the playbook it named. When the
+    cited one already comes last this is ``bundle.prompt`` continued (llama.cpp reuses the
+    evaluated prefix)."""
+    shown = demonstrations(bundle)
+    shown.sort(key=lambda p: p.id == cited)  # stable: the others keep their order
+    return f"{_demonstrated(bundle.task, shown)}{SOURCES_CUE}{cited}]\nAnswer:"
+
+
+def _demonstrated(task: str, shown: list[BundlePiece]) -> str:
+    demos = "".join(
+        f"Task: {p.instruction}\n{SOURCES_CUE}{p.id}]\nAnswer: {p.response}\n\n" for p in shown
+    )
+    return f"{demos}Task: {task}\n"
 
 
 def _chat_text(bundle: Bundle) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.errors import DistillError
-from distill.replay.bundle import SOURCES_CUE, completion_answer, demonstrations
+from distill.replay.bundle import SOURCES_CUE, answer_prompt, completion_answer, demonstrations
 from distill.replay.clients import DEADLINE_HINT, STOP, Completion, ModelError, PromptStyle
 from distill.replay.limits import Deadline
 from distill.schemas import Bundle
@@ -115,7 +115,8 @@ class LlamaCppModel:
     ) -> tuple[str, tuple[int | None, int | None]]:
         """Few-shot completion. With exemplars the prompt ends at ``Sources: [``: first the
         model picks its source under a grammar that admits only the demonstrated ids (a base
-        model cannot cite what was not retrieved), then it writes the answer after it."""
+        model cannot cite what was not retrieved), then it writes the answer after it, with the
+        demonstration it cited moved nearest the task (:func:`answer_prompt`)."""
 
         def run(prompt: str, limit: int, **kwargs: Any) -> tuple[str, dict[str, Any]]:
             out = self._llm.create_completion(
@@ -139,10 +140,12 @@ class LlamaCppModel:
         ids = " | ".join(_gbnf_literal(p.id) for p in demonstrations(bundle))
         grammar = LlamaGrammar.from_string(f'root ::= ({ids}) "]"\n', verbose=False)
         cited, first = run(bundle.prompt, min(64, max_tokens), grammar=grammar)
-        # the second call shares the prompt's prefix, which llama.cpp keeps in its cache; the
-        # two together stay within max_tokens
+        # when the cited demonstration already comes last the second call continues the first
+        # prompt, whose evaluation llama.cpp keeps in its cache; together they stay within
+        # max_tokens
         left = max(1, max_tokens - (first.get("completion_tokens") or 0))
-        answer, second = run(bundle.prompt + cited + "\nAnswer:", left, stop=STOP)
+        chosen = cited.strip().removesuffix("]")
+        answer, second = run(answer_prompt(bundle, chosen), left, stop=STOP)
         tokens = (
             first.get("prompt_tokens"),
             (first.get("completion_tokens") or 0) + (second.get("completion_tokens") or 0),
