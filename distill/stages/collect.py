@@ -69,8 +69,7 @@ def collect(
             with contextlib.ExitStack() as stream_stack:
                 sink = None
                 if not dry_run:
-                    handle = stream_stack.enter_context(atomic_writer(out_path))
-                    sink = stream_stack.enter_context(batched_writes(handle.write))
+                    sink = stream_stack.enter_context(atomic_writer(out_path)).write
                     written.add(out_path)
                 _write_source(source_input, results, report, sink, skip_sink, progress)
     if not dry_run:
@@ -95,29 +94,6 @@ class UnitResult(NamedTuple):
 
     line: bytes
     skip: str | None = None
-
-
-@contextlib.contextmanager
-def batched_writes(
-    write: Callable[[bytes], object], size: int = 1 << 20
-) -> Iterator[Callable[[bytes], object]]:
-    """A ``write`` that joins lines into writes of about ``size`` bytes: one call into the file
-    (and one system call) per MiB instead of one per line, holding at most a MiB and a line."""
-    pending: list[bytes] = []
-    held = 0
-
-    def add(line: bytes) -> None:
-        nonlocal held
-        pending.append(line)
-        held += len(line)
-        if held >= size:
-            write(b"".join(pending))
-            pending.clear()
-            held = 0
-
-    yield add
-    if pending:  # on success only: an error leaves the output unpublished anyway
-        write(b"".join(pending))
 
 
 def _units(

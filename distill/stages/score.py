@@ -28,7 +28,7 @@ from distill.schemas.fast import EvidenceRow
 from distill.sources import FACTS_STREAM, OBSERVER_STREAM, ScoringContext, Source
 from distill.sources.spec import Scorable
 from distill.stage_report import StageReport
-from distill.stages.collect import _remove_stale, batched_writes
+from distill.stages.collect import _remove_stale
 
 
 def score(
@@ -70,8 +70,8 @@ def score(
             if dry_run:
                 counts[name] = _tally(observed, report, write=None)
                 continue
-            with atomic_writer(out_path) as handle, batched_writes(handle.write) as write:
-                counts[name] = _tally(observed, report, write=write)
+            with atomic_writer(out_path) as handle:
+                counts[name] = _tally(observed, report, write=handle.write)
             written.add(out_path)
     for name in files:  # the report counts categories in file order, as it always has
         report.out_by_category.update(counts[name])
