@@ -451,7 +451,7 @@ def test_duplicates_are_found_in_hand_edited_scored_runs(home: Home) -> None:
     scored.write_bytes(b"\xef\xbb\xbf" + b"\r\n".join(lines))  # no final line ending
     report = export_sft(home, recorded_at=RECORDED_AT)
     assert [row["provenance"]["line"] for row in exports(home, "sft")] == [6]
-    dupes = sorted(q.line for q in quarantine(home, "sft") if q.reason.value == "duplicate_id")
+    dupes = sorted(q.line or 0 for q in quarantine(home, "sft") if q.reason.value == "duplicate_id")
     assert dupes == [1, 7]
     assert report.quarantined == {"duplicate_id": 2, "schema_violation": 2}
 
