@@ -29,6 +29,7 @@ from distill.schemas import (
 from distill.schemas.fast import SftRow
 from distill.stages import StageReport, export_datasets, export_preference, export_rag, export_sft
 from distill.stages.export_datasets import reread_check
+from distill.stages.prechecks import id_key
 
 from .conftest import RECORDED_AT, read_jsonl, run_pipeline, write_stream
 
@@ -424,6 +425,20 @@ def test_the_exports_rescan_scored_runs_that_changed_since_the_last_export(home:
     report = export_sft(home, recorded_at=RECORDED_AT)
     assert report.quarantined == {"duplicate_id": 1}
     assert [row["id"] for row in exports(home, "sft")] == ["observer_reviews:O-1"]
+
+
+def test_ids_whose_keys_collide_are_no_duplicates(home: Home) -> None:
+    # the scans find repeated ids by a 31-bit key, then compare the ids themselves: these two
+    # ids share a key (their CRC-32s differ only in the low bit), and both rows are exported
+    first, second = "4RD47GADFRGQ", "AQSCGWY67TFA"
+    assert id_key(f"observer_reviews:{first}") == id_key(f"observer_reviews:{second}")
+    rows = [obs(first, "T-1", "accept", response="a"), obs(second, "T-2", "accept", response="b")]
+    write_stream(home, "observer_reviews", rows)
+    run_pipeline(home)
+    report = export_sft(home, recorded_at=RECORDED_AT)
+    assert report.passed and "duplicate_id" not in report.quarantined
+    exported = sorted(row["id"] for row in exports(home, "sft"))
+    assert exported == [f"observer_reviews:{first}", f"observer_reviews:{second}"]
 
 
 def test_duplicates_are_found_in_hand_edited_scored_runs(home: Home) -> None:

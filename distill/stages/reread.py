@@ -23,7 +23,7 @@ from distill.errors import ValidationFailed, format_validation_error
 from distill.jsonio import iter_raw_lines, read_lines_numbered
 from distill.limits import LineLimits
 from distill.schemas.fast import FAST_TYPES
-from distill.stages.prechecks import id_key, lines_holding, repeated_keys
+from distill.stages.prechecks import KEY_DTYPE, id_key, lines_holding, repeated_keys
 
 S = TypeVar("S", bound=msgspec.Struct)
 
@@ -52,7 +52,7 @@ def reread_check(
 
     def verify(path: Path) -> None:
         errors: list[str] = []
-        keys = array("q")  # per line, its id's key (-1: no sample): 8 bytes a row
+        keys = array("i")  # per line, its id's key (-1: no sample): 4 bytes a row
         append = keys.append
         for line_no, data, _, size, _ in iter_raw_lines(path, limit, digest=False):
             if data is None:
@@ -68,7 +68,7 @@ def reread_check(
                 append(id_key(str(getattr(sample, "id", ""))))
                 continue
             append(-1)
-        repeats = _repeated_ids(path, np.frombuffer(keys, dtype=np.int64), read)
+        repeats = _repeated_ids(path, np.frombuffer(keys, dtype=KEY_DTYPE), read)
         if repeats:
             errors.append(f"{repeats} duplicate id(s) in the output")
         if errors:
@@ -81,7 +81,7 @@ def reread_check(
     return verify
 
 
-def _repeated_ids(path: Path, keys: NDArray[np.int64], read: Callable[[bytes], Any]) -> int:
+def _repeated_ids(path: Path, keys: NDArray[np.int32], read: Callable[[bytes], Any]) -> int:
     """How many rows repeat an id of an earlier row: the rows whose key repeats are read
     again and compared by the id itself (a key collision is no duplicate)."""
     wanted = lines_holding(keys, repeated_keys(keys)) if len(keys) else []
