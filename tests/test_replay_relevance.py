@@ -34,7 +34,7 @@ from distill.index.relevance import (
 )
 from distill.replay import ReplayOptions, build_bundle, replay
 from distill.replay.rejected import RejectedRun
-from distill.replay.semantic import GateEvidence, copy_of, gate_answer
+from distill.replay.semantic import COPY_MARGIN, GateEvidence, copy_of, gate_answer
 from distill.schemas import RagSample, ReplayRun
 from distill.sources import BUILTIN_SOURCES
 from distill.sources.spec import ScoringContext
@@ -249,6 +249,11 @@ def evidence(relevance: float = 0.8, rejected: list[RejectedRun] | None = None) 
 
 
 GOOD = f"{STEPS}\n{CHECKS}\nSources: [audits:AUD-1]"
+# the same steps in the answer's own words and order: supported, but no copy
+REWORDED = (
+    "- Store rates as basis points, then sum the lines rounded with Decimal\n"
+    f"{CHECKS}\nSources: [audits:AUD-1]"
+)
 
 
 @pytest.mark.parametrize(
@@ -256,6 +261,10 @@ GOOD = f"{STEPS}\n{CHECKS}\nSources: [audits:AUD-1]"
     [
         (GOOD, {}, set()),
         (GOOD, {"relevance": 0.3}, {"relevant_source"}),
+        # a copy of a playbook that clears the threshold (0.5) but not by COPY_MARGIN
+        (GOOD, {"relevance": 0.55}, {"relevant_source"}),
+        (GOOD, {"relevance": 0.5 + COPY_MARGIN}, set()),
+        (REWORDED, {"relevance": 0.55}, set()),  # no copy: the threshold alone applies
         (
             "- Shard the invoices table across three Kubernetes clusters\n"
             "- Page the on-call engineer through PagerDuty\n"
@@ -279,7 +288,17 @@ GOOD = f"{STEPS}\n{CHECKS}\nSources: [audits:AUD-1]"
             {"cites_retrieved_id", "cites_only_retrieved", "no_injection", "supported"},
         ),
     ],
-    ids=["good", "irrelevant-source", "invented-steps", "unretrieved-id", "rejected", "injection"],
+    ids=[
+        "good",
+        "irrelevant-source",
+        "copy-of-a-weak-match",
+        "copy-of-a-clear-match",
+        "weak-match-not-copied",
+        "invented-steps",
+        "unretrieved-id",
+        "rejected",
+        "injection",
+    ],
 )
 def test_each_semantic_check_fails_the_answer_it_is_for(
     answer: str, kwargs: dict[str, Any], failed: set[str]
