@@ -190,7 +190,7 @@ def test_expected_json_is_read_into_its_model_and_a_misspelt_key_is_an_error(
 
 
 def _failed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> set[str]:
-    monkeypatch.setattr(export_datasets, "reread_check", lambda *a: lambda path: None)
+    monkeypatch.setattr(export_datasets, "reread_check", lambda *a, **k: lambda path: None)
     report = run_acceptance(workdir=tmp_path)
     assert not report.passed
     return {
@@ -212,7 +212,7 @@ def test_acceptance_catches_a_rejected_row_in_sft(
 
 def test_acceptance_catches_a_self_pair(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     original = export_preference._sample
-    monkeypatch.setattr(export_preference, "reread_check", lambda *a: lambda path: None)
+    monkeypatch.setattr(export_preference, "reread_check", lambda *a, **k: lambda path: None)
     monkeypatch.setattr(
         export_preference,
         "_sample",
