@@ -22,6 +22,7 @@ published version (``TermStats``), so a replay never scans the corpus.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -54,6 +55,7 @@ STOP_WORDS = frozenset(
 )
 
 
+@functools.lru_cache(maxsize=1 << 16)  # words recur: a bounded cache of short strings
 def _stem(word: str) -> str:
     """A light suffix stripper: plurals and -ing/-ed forms meet their stem."""
     for suffix, replacement in (("ies", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("es", "")):
