@@ -21,11 +21,7 @@ import pstats
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run from a checkout without `pip install -e .`
@@ -36,7 +32,7 @@ from benchmarks.pipeline_corpus import SHAPES, generate  # noqa: E402
 from distill.config import load_config  # noqa: E402
 from distill.home import Home  # noqa: E402
 from distill.index import make_embedder  # noqa: E402
-from distill.index.embedders import Embedder, Progress  # noqa: E402
+from distill.index.embedders import TimedEmbedder  # noqa: E402
 from distill.index.stage import index_export  # noqa: E402
 from distill.stages import StageContext  # noqa: E402
 from distill.stages.registry import stage_named  # noqa: E402
@@ -54,26 +50,6 @@ PARTS = {  # cProfile function names → the part of a build they are
     "table_content_hash": "content hash",
     "rows": "read back ids",
 }
-
-
-class TimedEmbedder:
-    """An embedder that adds up the seconds spent in ``embed``."""
-
-    def __init__(self, inner: Embedder) -> None:
-        self.inner = inner
-        self.seconds = 0.0
-        self.dim = inner.dim
-        self.name = inner.name
-
-    def identity(self) -> dict[str, Any]:
-        return self.inner.identity()
-
-    def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
-        start = time.perf_counter()
-        try:
-            return self.inner.embed(texts, progress)
-        finally:
-            self.seconds += time.perf_counter() - start
 
 
 def prepare(root: Path, playbooks: int, seed: int) -> Home:

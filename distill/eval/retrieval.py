@@ -25,7 +25,7 @@ import numpy as np
 from distill.clock import utc_now
 from distill.errors import DistillError, InputMissingError
 from distill.eval.metrics import mean_metrics
-from distill.index.embedders import Embedder, Progress
+from distill.index.embedders import Embedder, Progress, TimedEmbedder
 from distill.index.search import DEFAULT_ALPHA, DEFAULT_FUSION, Fusion, Mode, Retriever
 from distill.index.store import PlaybookStore
 from distill.jsonio import canonical_hash, iter_json_objects, refuse_bad_lines
@@ -237,26 +237,6 @@ def _tokens(text: str) -> frozenset[str]:
     return frozenset(_TOKEN.findall(text.lower()))
 
 
-class _TimedEmbedder:
-    """Delegates to an embedder and adds up the seconds spent in ``embed``."""
-
-    def __init__(self, inner: Embedder) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.dim = inner.dim
-        self.seconds = 0.0
-
-    def identity(self) -> dict[str, Any]:
-        return self.inner.identity()
-
-    def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
-        start = time.perf_counter()
-        try:
-            return self.inner.embed(texts, progress)
-        finally:
-            self.seconds += time.perf_counter() - start
-
-
 @dataclass
 class EvalIndex:
     """The corpus indexed once, queried with as many settings as wanted."""
@@ -293,7 +273,7 @@ def build_eval_index(
         return EvalIndex(len(docs), None, jaccard, None, None)
     recorded_at = utc_now()
     samples = [beir_sample(doc, source_file=source_file, recorded_at=recorded_at) for doc in docs]
-    timed = _TimedEmbedder(embedder)
+    timed = TimedEmbedder(embedder)
     store = PlaybookStore(str(folder))
     on_embed: Progress | None = None
     if progress is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,6 +37,27 @@ class Embedder(Protocol):
     def identity(self) -> dict[str, Any]: ...
 
     def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray: ...
+
+
+class TimedEmbedder:
+    """Delegates to an embedder and adds up the seconds spent in ``embed`` (for reports that
+    split embedding time from the rest: ``eval retrieval``, the benchmarks)."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.dim = inner.dim
+        self.seconds = 0.0
+
+    def identity(self) -> dict[str, Any]:
+        return self.inner.identity()
+
+    def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+        start = time.perf_counter()
+        try:
+            return self.inner.embed(texts, progress)
+        finally:
+            self.seconds += time.perf_counter() - start
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:
