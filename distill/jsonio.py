@@ -36,6 +36,14 @@ def canonical_json(obj: Any) -> bytes:
     return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
 
 
+def canonical_line(obj: Any) -> bytes:
+    """:func:`canonical_json` and a newline, in one call: a JSONL line as every stage writes it."""
+    return orjson.dumps(obj, option=_CANONICAL_LINE)
+
+
+_CANONICAL_LINE = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+
+
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -65,15 +73,12 @@ def validated_line(model: type[BaseModel], payload: dict[str, Any]) -> bytes:
         if payload.keys() != aliases:
             missing = sorted(aliases - payload.keys())
             raise ValueError(f"{model.__name__} payload is missing {missing}")
-    return orjson.dumps(payload, option=_CANONICAL_LINE)
-
-
-_CANONICAL_LINE = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE  # canonical_json + b"\n"
+    return canonical_line(payload)
 
 
 def model_line(model: BaseModel) -> bytes:
     """One canonical JSONL line for a record (``schema`` alias kept, newline included)."""
-    return canonical_json(model.model_dump(mode="json", by_alias=True)) + b"\n"
+    return canonical_line(model.model_dump(mode="json", by_alias=True))
 
 
 class RawLine(NamedTuple):

@@ -18,7 +18,7 @@ from distill.home import Home
 from distill.jsonio import (
     RawLine,
     atomic_writer,
-    canonical_json,
+    canonical_line,
     iter_json_objects,
     validated_line,
 )
@@ -168,7 +168,7 @@ def _score_row(work: ScoreWork, number: int, line_no: int, row: dict[str, Any]) 
         "provenance": {**row["provenance"], "recorded_at": work.recorded_at},
     }
     if isinstance(record, EvidenceRow) and _spelled_out(row) and isinstance(verdict.rule, str):
-        line = canonical_json(payload) + b"\n"  # valid by construction: see _spelled_out
+        line = canonical_line(payload)  # valid by construction: see _spelled_out
     else:
         line = validated_line(ScoredRun, payload)
     return ScoredLine(line, category, record.task_id, verdict.verdict_bearing)
