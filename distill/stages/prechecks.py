@@ -94,6 +94,8 @@ def id_key(text: str) -> int:
 
 KEY_DTYPE = np.int32
 """A line's key in the scans: 4 bytes, 4 MB per million lines (the keys are sorted once)."""
+NO_KEY = -1
+"""The key of a line without an id: no :func:`id_key` is negative."""
 
 
 def repeated_keys(keys: NDArray[np.int32]) -> NDArray[np.int32]:
@@ -186,7 +188,6 @@ class _IdOnly(msgspec.Struct):
 
 
 _ID_DECODER = msgspec.json.Decoder(_IdOnly)
-_NO_ID = -1
 
 
 def _id_keys(path: Path, limit: int) -> NDArray[np.int32]:
@@ -208,7 +209,7 @@ def _id_keys(path: Path, limit: int) -> NDArray[np.int32]:
         if isinstance(record_id, str) and record_id:
             append(id_key(record_id))
         else:
-            append(_NO_ID)
+            append(NO_KEY)
     return np.frombuffer(keys, dtype=KEY_DTYPE) if keys else np.empty(0, KEY_DTYPE)
 
 

@@ -23,7 +23,7 @@ from distill.errors import ValidationFailed, format_validation_error
 from distill.jsonio import iter_raw_lines, read_lines_numbered
 from distill.limits import LineLimits
 from distill.schemas.fast import FAST_TYPES
-from distill.stages.prechecks import KEY_DTYPE, id_key, lines_holding, repeated_keys
+from distill.stages.prechecks import KEY_DTYPE, NO_KEY, id_key, lines_holding, repeated_keys
 
 S = TypeVar("S", bound=msgspec.Struct)
 
@@ -67,7 +67,7 @@ def reread_check(
                     errors.append(f"{row_origin(data, line_no)}: {problem}")
                 append(id_key(str(getattr(sample, "id", ""))))
                 continue
-            append(-1)
+            append(NO_KEY)
         repeats = _repeated_ids(path, np.frombuffer(keys, dtype=KEY_DTYPE), read)
         if repeats:
             errors.append(f"{repeats} duplicate id(s) in the output")
