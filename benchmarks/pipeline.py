@@ -10,8 +10,9 @@ rows with 0.3–3 KB of text, ~1 % garbage, duplicates, several attempts per tas
 Each stage runs through the registry with a pinned ``recorded_at`` (as ``tests/conftest.py``
 runs it), right after its FLOOR measured in the same process on the same files: that stage's
 input files read line by line, each line parsed with orjson, the same bytes written to an output
-file. Targets: total pipeline ≤ 3 × total floor for every run; per shape, peak RSS (the child's
-VmHWM) at the largest size ≤ 1.5 × at the smallest. A stage's peak is VmHWM after it, reset
+file, which is fsynced (as every stage fsyncs what it publishes). Targets: total pipeline
+≤ 3 × total floor for every run; per shape, peak RSS (the child's VmHWM) at the largest size
+≤ 1.5 × at the smallest. A stage's peak is VmHWM after it, reset
 (/proc/self/clear_refs) before it where Linux allows.
 
 With ``--profile`` each stage runs once more under cProfile on the smallest size of each shape;
@@ -63,7 +64,8 @@ __all__ = ["generate"]  # chaos.py, ingest.py and engines.py generate their home
 
 
 def floor(inputs: list[Path], scratch: Path) -> tuple[float, int]:
-    """Read each input line by line, orjson-parse it, write the same bytes out. (seconds, lines)"""
+    """Read each input line by line, orjson-parse it, write the same bytes out and fsync them
+    (as every stage fsyncs what it publishes). (seconds, lines)"""
     scratch.mkdir(parents=True, exist_ok=True)
     lines = 0
     loads, decode_error = orjson.loads, orjson.JSONDecodeError
@@ -76,6 +78,8 @@ def floor(inputs: list[Path], scratch: Path) -> tuple[float, int]:
                     loads(line)
                 write(line)
                 lines += 1
+            dst.flush()
+            os.fsync(dst.fileno())
     elapsed = time.perf_counter() - start
     shutil.rmtree(scratch)
     return elapsed, lines

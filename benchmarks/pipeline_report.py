@@ -172,7 +172,8 @@ def render(
         out.append(f"- shape {shape.describe()}")
     out += [
         "- floor = each stage's input files read line by line, each line `orjson.loads`-ed, the "
-        "same bytes written to a scratch file; measured in the same process right before the "
+        "same bytes written to a scratch file and fsynced; measured in the same process right "
+        "before the "
         "stage. Each (shape, rows) runs in a fresh subprocess; peak RSS is its VmHWM.",
         "",
         "## Ratio to the floor, per stage and in total",
