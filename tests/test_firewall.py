@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -29,7 +30,8 @@ from distill.schemas import (
 from distill.schemas.fast import SftRow
 from distill.stages import StageReport, export_datasets, export_preference, export_rag, export_sft
 from distill.stages.export_datasets import reread_check
-from distill.stages.prechecks import id_key
+from distill.stages.prechecks import LINES_AT_ONCE, NO_KEY, id_key, lines_holding, repeated_keys
+from distill.stages.reread import AtMost
 
 from .conftest import RECORDED_AT, read_jsonl, run_pipeline, write_stream
 
@@ -390,6 +392,21 @@ def test_at_most_five_pairs_per_task_across_many_tasks(home: Home) -> None:
 # --- pre-checks: duplicates, empty content, file paths -----------------------------------
 
 
+def test_the_key_scan_finds_every_repeated_key_across_chunks() -> None:
+    # more lines than one chunk of lines_holding, repeats far apart and at chunk edges
+    size = 2 * LINES_AT_ONCE + 7
+    rng = np.random.default_rng(7)
+    keys = rng.integers(0, 1 << 31, size, dtype=np.int64).astype(np.int32)
+    keys[rng.integers(0, size, 500)] = NO_KEY
+    keys[[0, LINES_AT_ONCE - 1, LINES_AT_ONCE, size - 1]] = 12345  # one key, four chunks' edges
+    keys[rng.integers(0, size, 300)] = keys[rng.integers(0, size, 300)]
+    counts = Counter(int(key) for key in keys if key != NO_KEY)
+    expected = [line for line, key in enumerate(keys.tolist(), 1) if counts.get(key, 0) > 1]
+    assert sorted(repeated_keys(keys).tolist()) == sorted(k for k, n in counts.items() if n > 1)
+    assert lines_holding(keys, repeated_keys(keys)) == expected
+    assert len(expected) > 300
+
+
 def test_duplicate_ids_keep_the_earliest_by_time_then_line(home: Home) -> None:
     write_stream(
         home,
@@ -655,6 +672,65 @@ def test_reread_check_refuses_a_forbidden_sft_row(tmp_path: Path) -> None:
     with pytest.raises(ValidationFailed) as info:
         verify(path)
     assert info.value.errors == ["2 duplicate id(s) in the output"]
+
+
+def test_reread_holds_at_most_n_rows_per_value_and_tells_colliding_values_apart(
+    tmp_path: Path,
+) -> None:
+    def row(number: int, task_id: str) -> bytes:
+        record_id = f"observer_reviews:O-{number}"
+        sample = {
+            "schema": "sft_sample.v1",
+            "id": record_id,
+            "prompt": [{"role": "user", "content": "q"}],
+            "completion": [{"role": "assistant", "content": "a"}],
+            "quality_score": "accepted",
+            "task_id": task_id,
+            "provenance": {
+                "stream": "observer_reviews",
+                "source_file": "data/_kb/observer_reviews.jsonl",
+                "line": number,
+                "sig_hash": "a" * 64,
+                "source_run_id": record_id,
+                "recorded_at": RECORDED_AT,
+            },
+        }
+        return orjson.dumps(sample) + b"\n"
+
+    path = tmp_path / "sft.jsonl"
+    verify = reread_check(
+        SftSample, lambda sample: None, "sft", at_most=AtMost("task_id", 2, "task", "rows")
+    )
+    twins = ("T-2289854", "T-8022000")  # two task ids with one key
+    assert id_key(twins[0]) == id_key(twins[1])
+    path.write_bytes(b"".join(row(n, twins[n % 2]) for n in range(1, 5)))
+    verify(path)  # two rows each: within the limit, however their keys collide
+
+    path.write_bytes(b"".join(row(n, "T-1") for n in range(1, 5)) + row(5, twins[0]))
+    with pytest.raises(ValidationFailed) as info:
+        verify(path)
+    assert info.value.errors == ["data/_kb/observer_reviews.jsonl:3: task T-1 has more than 2 rows"]
+
+
+def test_a_sixth_pair_of_a_task_that_slips_through_is_caught(
+    home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [
+        obs(f"O-{kind}{n}", "T-1", kind, response=f"{kind}{n}")
+        for kind in ("accept", "reject")
+        for n in range(3)
+    ]
+    write_stream(home, "observer_reviews", rows)
+    run_pipeline(home)
+    assert len(exports(home, "preference")) == 5
+    before = _snapshot(home)
+    monkeypatch.setattr(export_preference_module, "MAX_PAIRS_PER_TASK", 9)  # pairing only
+    with pytest.raises(ValidationFailed) as info:
+        export_preference(home, recorded_at=RECORDED_AT)
+    assert [error.split(": ", 1)[1] for error in info.value.errors] == [
+        "task T-1 has more than 5 pairs"
+    ]
+    assert _snapshot(home) == before
 
 
 def _snapshot(home: Home) -> dict[str, bytes]:

@@ -12,7 +12,7 @@ import os
 import struct
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,8 +42,10 @@ from distill.stages.firewall import (
     repo_roots,
     scored_files,
 )
+from distill.stages.reread import AtMost
 
 MAX_PAIRS_PER_TASK = 5
+PER_TASK = AtMost("task_id", MAX_PAIRS_PER_TASK, "task", "pairs")  # what the re-read holds to
 _CODES = {Category.accepted: 2, Category.partially_accepted: 1, Category.rejected: 0}
 
 
@@ -87,7 +89,9 @@ def export_preference(
     with contextlib.ExitStack() as stack:
         write = quarantine = None
         if not dry_run:
-            verify = reread_check(PreferenceSample, _pair_checker(), "preference", limits.export)
+            verify = reread_check(
+                PreferenceSample, _pair_problem, "preference", limits.export, at_most=PER_TASK
+            )
             # entered first, so it exits last: a refused export aborts its quarantine too
             quarantine = stack.enter_context(atomic_writer(quarantine_path)).write
             write = stack.enter_context(atomic_writer(out_path, verify=verify)).write
@@ -365,18 +369,6 @@ def _sample(chosen: PairView, rejected: PairView, recorded_at: str) -> dict[str,
         "rejected_provenance": _side(rejected),
         "recorded_at": recorded_at,
     }
-
-
-def _pair_checker() -> Callable[[PreferenceRow], str | None]:
-    per_task: Counter[str] = Counter()
-
-    def check(sample: PreferenceRow) -> str | None:
-        per_task[sample.task_id] += 1
-        if per_task[sample.task_id] > MAX_PAIRS_PER_TASK:
-            return f"task {sample.task_id} has more than {MAX_PAIRS_PER_TASK} pairs"
-        return _pair_problem(sample)
-
-    return check
 
 
 def _pair_problem(sample: PreferenceRow) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from array import array
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -35,6 +36,7 @@ def reread_check(
     limit: int = LineLimits().export,
     *,
     view: type[msgspec.Struct] | None = None,
+    at_most: AtMost | None = None,
 ) -> Callable[[Path], None]:
     """The firewall's second wall: re-read the written file and refuse it if anything slipped by.
 
@@ -45,7 +47,10 @@ def reread_check(
     With ``view`` (``RagChecked``, ``SftChecked``), each row is read as that struct: only the
     fields the check reads, typed as the mirror types them, the rest skipped unbuilt (the
     record type checked the whole row as it was written: the first wall). A row the view
-    refuses is read in full as above, so what it refuses and why is unchanged.
+    refuses is read in full as above, so what it refuses and why is unchanged. With
+    ``at_most``, no more than that many rows may share a value of its field (pairs per task).
+    Memory stays flat as the file grows: 4 bytes a row per key (:func:`id_key`), and only rows
+    whose key repeats are read again.
     """
     full = _sample_reader(model, cast(type[S], FAST_TYPES[model]))
     read = full if view is None else _view_reader(cast(type[S], view), full)
@@ -53,24 +58,30 @@ def reread_check(
     def verify(path: Path) -> None:
         errors: list[str] = []
         keys = array("i")  # per line, its id's key (-1: no sample): 4 bytes a row
-        append = keys.append
+        groups = array("i")  # per line, the key of its at_most field's value (-1: none)
+        field = None if at_most is None else at_most.field
         for line_no, data, _, size, _ in iter_raw_lines(path, limit, digest=False):
+            sample = None
             if data is None:
                 errors.append(f"row {line_no}: {size} bytes, over the limit {limit}")
             elif not data or data.isspace():
                 errors.append(f"row {line_no}: blank line")
-            elif isinstance(sample := read(data), str):
-                errors.append(f"{row_origin(data, line_no)}: {sample}")
+            elif isinstance(read_as := read(data), str):
+                errors.append(f"{row_origin(data, line_no)}: {read_as}")
             else:
+                sample = read_as
                 problem = check(sample)
                 if problem:
                     errors.append(f"{row_origin(data, line_no)}: {problem}")
-                append(id_key(str(getattr(sample, "id", ""))))
-                continue
-            append(NO_KEY)
+            keys.append(NO_KEY if sample is None else id_key(str(getattr(sample, "id", ""))))
+            if field is not None:
+                value = None if sample is None else getattr(sample, field, None)
+                groups.append(NO_KEY if value is None else id_key(str(value)))
         repeats = _repeated_ids(path, np.frombuffer(keys, dtype=KEY_DTYPE), read)
         if repeats:
             errors.append(f"{repeats} duplicate id(s) in the output")
+        if at_most is not None:
+            errors += _crowded(path, np.frombuffer(groups, dtype=KEY_DTYPE), read, at_most)
         if errors:
             raise ValidationFailed(
                 f"export {export}: re-read found {len(errors)} bad row(s); nothing was written",
@@ -79,6 +90,38 @@ def reread_check(
             )
 
     return verify
+
+
+@dataclass(frozen=True)
+class AtMost:
+    """At most ``rows`` rows of an export may share a value of ``field``: ``AtMost("task_id",
+    5, "task", "pairs")`` refuses a sixth pair of a task as "task T-1 has more than 5 pairs"."""
+
+    field: str
+    rows: int
+    noun: str
+    what: str
+
+
+def _crowded(
+    path: Path, groups: NDArray[np.int32], read: Callable[[bytes], Any], at_most: AtMost
+) -> list[str]:
+    """A message per value of ``at_most.field`` held by more than ``at_most.rows`` rows, at the
+    first row over: only the rows whose key occurs that often are read again, and counted by
+    the value itself (two values whose keys collide are two groups)."""
+    present = groups[groups >= 0]
+    values, counts = np.unique(present, return_counts=True)
+    seen: Counter[str] = Counter()
+    errors = []
+    for line_no, data in read_lines_numbered(
+        path, lines_holding(groups, values[counts > at_most.rows])
+    ):
+        value = str(getattr(read(data), at_most.field, ""))
+        seen[value] += 1
+        if seen[value] == at_most.rows + 1:
+            over = f"{at_most.noun} {value} has more than {at_most.rows} {at_most.what}"
+            errors.append(f"{row_origin(data, line_no)}: {over}")
+    return errors
 
 
 def _repeated_ids(path: Path, keys: NDArray[np.int32], read: Callable[[bytes], Any]) -> int:
