@@ -59,7 +59,7 @@ def score(
         work = ScoreWork(
             sources=tuple(config.sources[name] for name in phase),
             paths=tuple(str(files[name]) for name in phase),
-            context=gathered.context(),
+            context=gathered.context(settled=phase == [FACTS_STREAM]),
             recorded_at=recorded_at,
         )
         rows = [_evidence_rows(files[name], limits, number) for number, name in enumerate(phase)]
@@ -99,9 +99,12 @@ class _Gathered:
         self.observer_accepted: set[str] = set()
         self.floors: dict[str, Category] = {}
 
-    def context(self) -> ScoringContext:
+    def context(self, *, settled: bool = False) -> ScoringContext:
+        """What the rules of the next phase read: a snapshot, or (``settled``: the facts phase,
+        whose rows change nothing here) the floors themselves, not a copy as large as the
+        tasks are many."""
         return ScoringContext(
-            task_floor=dict(self.floors),
+            task_floor=self.floors if settled else dict(self.floors),
             observer_accepted_tasks=frozenset(self.observer_accepted),
         )
 
