@@ -63,11 +63,12 @@ __all__ = ["generate"]  # chaos.py, ingest.py and engines.py generate their home
 # ---------------------------------------------------------------------------------------------
 
 
-def floor(inputs: list[Path], scratch: Path) -> tuple[float, int]:
+def floor(inputs: list[Path], scratch: Path) -> tuple[float, float, int]:
     """Read each input line by line, orjson-parse it, write the same bytes out and fsync them
-    (as every stage fsyncs what it publishes). (seconds, lines)"""
+    (as every stage fsyncs what it publishes). (seconds, of which fsync, lines)"""
     scratch.mkdir(parents=True, exist_ok=True)
     lines = 0
+    synced = 0.0
     loads, decode_error = orjson.loads, orjson.JSONDecodeError
     start = time.perf_counter()
     for index, path in enumerate(inputs):
@@ -79,10 +80,12 @@ def floor(inputs: list[Path], scratch: Path) -> tuple[float, int]:
                 write(line)
                 lines += 1
             dst.flush()
+            before_sync = time.perf_counter()
             os.fsync(dst.fileno())
+            synced += time.perf_counter() - before_sync
     elapsed = time.perf_counter() - start
     shutil.rmtree(scratch)
-    return elapsed, lines
+    return elapsed, synced, lines
 
 
 def stage_inputs(home: Home, stage: str) -> list[Path]:
@@ -185,7 +188,7 @@ def child_main(home_dir: Path) -> int:
     for stage in STAGES:
         inputs = stage_inputs(home, stage)
         os.sync()  # the previous stage's writeback must not land inside the next measurement
-        floor_s, floor_lines = floor(inputs, home.root / ".floor")
+        floor_s, floor_sync_s, floor_lines = floor(inputs, home.root / ".floor")
         os.sync()
         if per_stage_ok:
             _reset_hwm()
@@ -193,6 +196,7 @@ def child_main(home_dir: Path) -> int:
         report = run_stage(home, stage)
         result = _result(stage, time.perf_counter() - start, report, inputs)
         result.floor_seconds, result.floor_lines = floor_s, floor_lines
+        result.floor_fsync_seconds = floor_sync_s
         result.peak_rss_kib = _vm_hwm_kib()
         _log(f"[child] {stage}: {result.seconds:.1f}s ({result.ratio:.1f}x its floor)")
         stages.append(result.__dict__)

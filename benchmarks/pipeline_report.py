@@ -28,6 +28,7 @@ class StageResult:
     passed: bool
     input_bytes: int
     floor_seconds: float = 0.0
+    floor_fsync_seconds: float = 0.0  # the part of floor_seconds spent in fsync
     floor_lines: int = 0
     peak_rss_kib: int | None = None
     errors: list[str] = field(default_factory=list)
@@ -63,6 +64,12 @@ class Run:
     def ratio(self) -> float:
         return self.seconds / self.floor if self.floor else float("inf")
 
+    @property
+    def ratio_unsynced(self) -> float:
+        """Against the floor less its fsync (a stricter floor: the stages' fsyncs stay in)."""
+        unsynced = self.floor - sum(stage.floor_fsync_seconds for stage in self.stages)
+        return self.seconds / unsynced if unsynced > 0 else float("inf")
+
 
 def _mib(kib: int | None) -> str:
     return "n/a" if kib is None else f"{kib / 1024:,.0f} MiB"
@@ -89,8 +96,8 @@ def _summary(runs: list[Run], stages: tuple[str, ...]) -> list[str]:
     out = [
         "| shape | rows | input | "
         + " | ".join(stages)
-        + " | **total** (pipeline s / floor s) | **peak RSS** |",
-        "|---|--:|--:|" + "--:|" * len(stages) + "--:|--:|",
+        + " | **total** (pipeline s / floor s) | total, floor less its fsync | **peak RSS** |",
+        "|---|--:|--:|" + "--:|" * len(stages) + "--:|--:|--:|",
     ]
     for run in runs:
         ratios = {stage.stage: f"{stage.ratio:.1f}×" for stage in run.stages}
@@ -98,7 +105,7 @@ def _summary(runs: list[Run], stages: tuple[str, ...]) -> list[str]:
             f"| {run.shape.name} | {run.rows:,} | {_size(run.gen.bytes)} | "
             + " | ".join(ratios.get(stage, "n/a") for stage in stages)
             + f" | **{run.ratio:.2f}×** ({run.seconds:.1f} / {run.floor:.1f}) "
-            f"| **{_mib(run.peak_kib)}** |"
+            f"| {run.ratio_unsynced:.2f}× | **{_mib(run.peak_kib)}** |"
         )
     return out
 
@@ -112,15 +119,16 @@ def _detail(run: Run) -> list[str]:
         f"{_mib(run.peak_kib)} ({run.peak_source}; imports alone {_mib(run.baseline_kib)}; "
         f"ru_maxrss {_mib(run.ru_maxrss_kib)}, which includes the parent's).",
         "",
-        "| stage | rows in | out | skipped | quarantined | input | seconds | floor s | ratio "
-        "| stage peak |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| stage | rows in | out | skipped | quarantined | input | seconds | floor s "
+        "| of which fsync | ratio | stage peak |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in run.stages:
         out.append(
             f"| {r.stage} | {r.records_in:,} | {r.records_out:,} | {r.skipped:,} "
             f"| {r.quarantined:,} | {_size(r.input_bytes)} | {r.seconds:.2f} "
-            f"| {r.floor_seconds:.2f} | {r.ratio:.1f}× | {_mib(r.peak_rss_kib)} |"
+            f"| {r.floor_seconds:.2f} | {r.floor_fsync_seconds:.2f} | {r.ratio:.1f}× "
+            f"| {_mib(r.peak_rss_kib)} |"
         )
     out += [f"- stage {r.stage} error: {err}" for r in run.stages for err in r.errors]
     return out + [""]
@@ -173,8 +181,10 @@ def render(
     out += [
         "- floor = each stage's input files read line by line, each line `orjson.loads`-ed, the "
         "same bytes written to a scratch file and fsynced; measured in the same process right "
-        "before the "
-        "stage. Each (shape, rows) runs in a fresh subprocess; peak RSS is its VmHWM.",
+        "before the stage. The total is also given against the floor less its fsync (the "
+        "stages' own fsyncs stay in their time), a stricter measure; the targets use the "
+        "floor as defined. Each (shape, rows) runs in a fresh subprocess; peak RSS is its "
+        "VmHWM.",
         "",
         "## Ratio to the floor, per stage and in total",
         "",
