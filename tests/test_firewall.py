@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from distill.errors import ValidationFailed
 from distill.home import Home
+from distill.limits import LineLimits
 from distill.schemas import (
     Category,
     ExportName,
@@ -28,7 +29,14 @@ from distill.schemas import (
     SftSample,
 )
 from distill.schemas.fast import SftRow
-from distill.stages import StageReport, export_datasets, export_preference, export_rag, export_sft
+from distill.stages import (
+    StageReport,
+    export_datasets,
+    export_preference,
+    export_rag,
+    export_sft,
+    prechecks,
+)
 from distill.stages.export_datasets import reread_check
 from distill.stages.prechecks import LINES_AT_ONCE, NO_KEY, id_key, lines_holding, repeated_keys
 from distill.stages.reread import AtMost
@@ -405,6 +413,43 @@ def test_the_key_scan_finds_every_repeated_key_across_chunks() -> None:
     assert sorted(repeated_keys(keys).tolist()) == sorted(k for k, n in counts.items() if n > 1)
     assert lines_holding(keys, repeated_keys(keys)) == expected
     assert len(expected) > 300
+
+
+def test_exports_after_score_in_one_process_use_the_keys_score_remembered(
+    home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [
+        obs("O-1", "T-1", "accept", created_at="2025-02-03T00:00:00Z", response="later"),
+        obs("O-1", "T-1", "accept", created_at="2025-02-02T00:00:00Z", response="earlier"),
+        obs("O-2", "T-1", "reject", response="other"),
+    ]
+    write_stream(home, "observer_reviews", rows)
+    run_pipeline(home)
+    scanned = _snapshot(home)
+    limit = LineLimits().scored
+    for path in sorted(home.scored_dir.glob("*.jsonl")):  # what score remembered is the scan's
+        assert (
+            prechecks._known_id_keys(path, limit).tolist()
+            == prechecks._id_keys(path, limit).tolist()
+        )
+    # score wrote the scored runs in this process: the exports' duplicate scan reads none of them
+    monkeypatch.setattr(prechecks, "_LOSERS_CACHE", {})
+    monkeypatch.setattr(prechecks, "_id_keys", _no_scan)
+    run_pipeline(home)
+    assert _snapshot(home) == scanned
+    assert [row["response"] for row in exports(home, "rag")] == ["earlier"]
+    # a scored file changed after score wrote it is read again: an appended copy of O-2, earlier
+    scored = home.scored_dir / "observer_reviews.jsonl"
+    copy = orjson.loads(scored.read_bytes().splitlines()[-1])
+    copy["created_at"], copy["response"] = "2024-01-01T00:00:00Z", "appended"
+    with open(scored, "ab") as handle:
+        handle.write(orjson.dumps(copy) + b"\n")
+    with pytest.raises(AssertionError, match="the scan ran"):
+        export_rag(home, recorded_at=RECORDED_AT)
+
+
+def _no_scan(path: Path, limit: int) -> Any:
+    raise AssertionError(f"the scan ran on {path}")
 
 
 def test_duplicate_ids_keep_the_earliest_by_time_then_line(home: Home) -> None:

@@ -150,7 +150,9 @@ def duplicate_losers(files: list[Path], limits: LineLimits) -> frozenset[tuple[i
     :func:`_id_keys`), and only the lines whose key repeats are read again, validated and
     ranked. The three exports read the same scored runs: the
     answer is kept for files whose identity (inode, size, times) is unchanged, so the second
-    and third export do not read them twice more.
+    and third export do not read them twice more; and where score wrote them in this process
+    (run-all), the one pass is not made either: score remembered each line's key as it wrote
+    it (:func:`remember_id_keys`).
     """
     key = (limits.scored, *(_identity(path) for path in files))
     if _LOSERS_CACHE.get("key") != key:
@@ -171,8 +173,26 @@ def _identity(path: Path) -> tuple[str, int, int, int, int, int]:
     return str(path), info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
 
 
+def remember_id_keys(path: Path, keys: NDArray[np.int32], limit: int) -> None:
+    """What the writer of ``path`` knows of it (score: per line, the :func:`id_key` of the id it
+    wrote, or :data:`NO_KEY` for a line over ``limit``), kept so the duplicate scan of this
+    process need not read the file again while its identity is unchanged."""
+    _KEYS_CACHE[str(path)] = (_identity(path), limit, keys)
+
+
+_KEYS_CACHE: dict[str, tuple[tuple[str, int, int, int, int, int], int, NDArray[np.int32]]] = {}
+
+
+def _known_id_keys(path: Path, limit: int) -> NDArray[np.int32]:
+    """:func:`_id_keys`, or what the file's writer remembered of the same file."""
+    known = _KEYS_CACHE.get(str(path))
+    if known is not None and known[0] == _identity(path) and known[1] == limit:
+        return known[2]
+    return _id_keys(path, limit)
+
+
 def _duplicate_losers(files: list[Path], limits: LineLimits) -> set[tuple[int, int]]:
-    keys = [_id_keys(path, limits.scored) for path in files]
+    keys = [_known_id_keys(path, limits.scored) for path in files]
     repeated = repeated_keys(np.concatenate(keys) if keys else np.empty(0, KEY_DTYPE))
     ranked: list[tuple[str, int, int, int]] = []
     for file_index, path in enumerate(files):

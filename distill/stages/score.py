@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import msgspec
+import numpy as np
 from pydantic import ValidationError
 
 from distill.config import Config
@@ -29,6 +31,7 @@ from distill.sources import FACTS_STREAM, OBSERVER_STREAM, ScoringContext, Sourc
 from distill.sources.spec import Scorable
 from distill.stage_report import StageReport
 from distill.stages.collect import _remove_stale
+from distill.stages.prechecks import KEY_DTYPE, NO_KEY, id_key, remember_id_keys
 
 
 def score(
@@ -70,8 +73,13 @@ def score(
             if dry_run:
                 counts[name] = _tally(observed, report, write=None)
                 continue
+            keys = array("i")  # per line, its id's key, as the exports' duplicate scan reads it
             with atomic_writer(out_path) as handle:
-                counts[name] = _tally(observed, report, write=handle.write)
+                counts[name] = _tally(
+                    observed, report, write=handle.write, keys=(keys, limits.scored)
+                )
+            known = np.frombuffer(keys, dtype=KEY_DTYPE) if keys else np.empty(0, KEY_DTYPE)
+            remember_id_keys(out_path, known, limits.scored)
             written.add(out_path)
     for name in files:  # the report counts categories in file order, as it always has
         report.out_by_category.update(counts[name])
@@ -137,12 +145,14 @@ class ScoreWork:
 
 
 class ScoredLine(NamedTuple):
-    """One scored_run.v1 line, with what the cross-stream rules gather from it."""
+    """One scored_run.v1 line, with what the cross-stream rules gather from it, and its id's
+    key for the exports' duplicate scan (:func:`~distill.stages.prechecks.remember_id_keys`)."""
 
     line: bytes
     category: str
     task_id: str | None
     bearing: bool  # verdict-bearing: it counts towards its task's most conservative verdict
+    id_key: int = NO_KEY
 
 
 EvidenceItem = tuple[int, int, dict[str, Any], int]
@@ -174,7 +184,9 @@ def _score_row(work: ScoreWork, number: int, line_no: int, row: dict[str, Any]) 
         line = canonical_line(payload)  # valid by construction: see _spelled_out
     else:
         line = validated_line(ScoredRun, payload)
-    return ScoredLine(line, category, record.task_id, verdict.verdict_bearing)
+    record_id = row["id"]
+    key = id_key(record_id) if isinstance(record_id, str) and record_id else NO_KEY
+    return ScoredLine(line, category, record.task_id, verdict.verdict_bearing, key)
 
 
 _EVIDENCE_KEYS = frozenset(info.alias or name for name, info in EvidenceRecord.model_fields.items())
@@ -206,9 +218,15 @@ def _evidence(path: str, line_no: int, row: dict[str, Any]) -> Scorable:
 
 
 def _tally(
-    results: Iterator[ScoredLine], report: StageReport, *, write: Callable[[bytes], object] | None
+    results: Iterator[ScoredLine],
+    report: StageReport,
+    *,
+    write: Callable[[bytes], object] | None,
+    keys: tuple[array[int], int] | None = None,
 ) -> Counter[str]:
-    """Write and count one file's lines; its categories are returned, not added."""
+    """Write and count one file's lines; its categories are returned, not added. ``keys`` (an
+    array, the scored-run line limit) gathers each line's id key, or NO_KEY for a line over
+    the limit (the scan reads none of it)."""
     categories: Counter[str] = Counter()
     for result in results:
         report.records_in += 1
@@ -216,6 +234,8 @@ def _tally(
         categories[result.category] += 1
         if write is not None:
             write(result.line)
+        if keys is not None:
+            keys[0].append(result.id_key if len(result.line) - 1 <= keys[1] else NO_KEY)
     return categories
 
 
