@@ -448,6 +448,17 @@ def test_exports_after_score_in_one_process_use_the_keys_score_remembered(
         export_rag(home, recorded_at=RECORDED_AT)
 
 
+def test_a_new_score_forgets_the_keys_of_the_last(tmp_path: Path) -> None:
+    homes = []
+    for name in ("one", "two"):
+        (tmp_path / name / "data" / "_kb").mkdir(parents=True)
+        homes.append(Home((tmp_path / name).resolve()))
+        write_stream(homes[-1], "observer_reviews", [obs("O-1", "T-1", "accept")])
+        run_pipeline(homes[-1])
+    remembered = {Path(path).parent for path in prechecks._KEYS_CACHE}
+    assert remembered == {homes[1].scored_dir}  # one set of scored runs at most
+
+
 def _no_scan(path: Path, limit: int) -> Any:
     raise AssertionError(f"the scan ran on {path}")
 

@@ -180,6 +180,12 @@ def remember_id_keys(path: Path, keys: NDArray[np.int32], limit: int) -> None:
     _KEYS_CACHE[str(path)] = (_identity(path), limit, keys)
 
 
+def forget_id_keys() -> None:
+    """Drop what writers remembered (score does, before it writes a new set of scored runs): a
+    process that runs many pipelines keeps the keys of one set of files at most."""
+    _KEYS_CACHE.clear()
+
+
 _KEYS_CACHE: dict[str, tuple[tuple[str, int, int, int, int, int], int, NDArray[np.int32]]] = {}
 
 

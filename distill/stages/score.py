@@ -31,7 +31,7 @@ from distill.sources import FACTS_STREAM, OBSERVER_STREAM, ScoringContext, Sourc
 from distill.sources.spec import Scorable
 from distill.stage_report import StageReport
 from distill.stages.collect import _remove_stale
-from distill.stages.prechecks import KEY_DTYPE, NO_KEY, id_key, remember_id_keys
+from distill.stages.prechecks import KEY_DTYPE, NO_KEY, forget_id_keys, id_key, remember_id_keys
 
 
 def score(
@@ -56,6 +56,7 @@ def score(
     report.inputs = list(files.values())
     limits = LineLimits.of(config)
     gathered = _Gathered()
+    forget_id_keys()  # the keys of another home's (or an older) set of scored runs
     counts: dict[str, Counter[str]] = {}
     written: set[Path] = set()
     for phase in _phases(list(files)):
