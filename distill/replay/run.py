@@ -13,7 +13,7 @@ from distill.clock import utc_now
 from distill.errors import DistillError
 from distill.home import Home
 from distill.index import PlaybookSearch, SearchHit
-from distill.index.relevance import DEFAULT_MIN_RELEVANCE
+from distill.index.relevance import DEFAULT_MIN_RELEVANCE, content_terms
 from distill.jsonio import append_line_locked, canonical_json, model_line
 from distill.replay.bundle import build_bundle
 from distill.replay.clients import ChatModel
@@ -132,18 +132,21 @@ def _evidence(
     options: ReplayOptions,
 ) -> GateEvidence:
     """What the semantic checks need: every retrieved playbook, the threshold, and the rejected
-    runs of the task (``--task-id``, else the tasks of the bundle's playbooks)."""
+    runs of the task (``--task-id``, else the tasks of the bundle's playbooks, and any whose
+    instruction states this task)."""
     if opened is None:
         return GateEvidence()
     chosen = {p.id for p in bundle.exemplars + bundle.warnings}
     tasks = [options.task_id] if options.task_id else [h.task_id for h in hits if h.id in chosen]
+    task_terms = frozenset(content_terms(bundle.task))
     return GateEvidence(
         texts={h.id: h.text for h in hits},
         relevance={h.id: h.relevance for h in hits},
         min_relevance=options.min_relevance,
-        rejected=rejected_runs(home, [t for t in tasks if t]),
+        rejected=rejected_runs(home, [t for t in tasks if t], task_terms),
         terms=opened.terms,
         streams=frozenset(BUILTIN_SOURCES) | {h.source for h in hits},
+        task_terms=task_terms,
     )
 
 

@@ -2,7 +2,9 @@
 
 - ``relevant_source``: every cited playbook clears the relevance threshold for this task, and
   one the answer nearly copies clears it by :data:`COPY_MARGIN` (a copy is that playbook's
-  answer: grounded here only if the playbook is clearly about this task);
+  answer: grounded here only if the playbook is clearly about this task); and when the team's
+  own run for this very task was rejected (its instruction holds nearly all of the task), a
+  playbook of another task does not ground the answer (:data:`ATTEMPT_MARGIN`);
 - ``supported``: most of the answer's sentences are made of what the cited playbooks say
   (IDF-weighted share of a sentence's content terms found in the cited text);
 - ``cites_only_retrieved``: no ``<stream>:<id>``-shaped citation of something not retrieved;
@@ -43,6 +45,9 @@ COPY_MARGIN = 0.09
 sample tasks' calibration half (odd task numbers), int8 MiniLM, threshold 0.36: the copies that
 passed for in-scope tasks cited playbooks of relevance 0.378, then ≥ 0.498; the out-of-scope one
 0.411. 0.45 is the middle of that gap, and the lone in-scope copy below it is the price."""
+ATTEMPT_MARGIN = 0.2
+"""How much less of the task than the team's rejected run of it (which holds at least
+``TASK_MATCH`` of its content terms) every cited playbook must hold to be about another task."""
 # <stream>:<id>, the shape of every record id (audits:AUD-1, replay_runs:RUN-0002, …)
 ID_SHAPE = re.compile(
     r"(?<![\w/.:@-])(\[)?([a-z][a-z0-9_]*[a-z0-9]):([A-Za-z0-9](?:[\w.-]*[A-Za-z0-9])?)(?![\w-])"
@@ -65,6 +70,7 @@ class GateEvidence:
     rejected: Sequence[RejectedRun] = ()
     terms: TermStats | None = None
     streams: frozenset[str] = frozenset()  # stream names an id may start with
+    task_terms: frozenset[str] = frozenset()  # the task's content terms
 
     @property
     def retrieved(self) -> list[str]:
@@ -97,6 +103,9 @@ def _relevant_source(body: str, cited: list[str], evidence: GateEvidence) -> Gat
         return GateCheck(
             name=name, passed=False, detail=f"below {evidence.min_relevance:.2f}: {shown}"
         )
+    attempt = _own_attempt(cited, evidence)
+    if attempt is not None:
+        return GateCheck(name=name, passed=False, detail=attempt)
     copied = copy_of(body, cited, evidence.texts)
     bar = evidence.min_relevance + COPY_MARGIN
     relevance = evidence.relevance.get(copied) if copied else None
@@ -109,6 +118,28 @@ def _relevant_source(body: str, cited: list[str], evidence: GateEvidence) -> Gat
     return GateCheck(
         name=name, passed=True, detail=f"{len(cited)} cited, each ≥ {evidence.min_relevance:.2f}"
     )
+
+
+def _own_attempt(cited: list[str], evidence: GateEvidence) -> str | None:
+    """Why the cited playbooks do not ground the answer when the team's own run for this task
+    was rejected and every one of them holds clearly less of the task; else None."""
+    attempts = [run for run in evidence.rejected if run.covers is not None]
+    if not attempts or not evidence.task_terms:
+        return None
+    own = max(attempts, key=lambda run: run.covers or 0.0)
+    held = {cid: _held(evidence.task_terms, evidence.texts.get(cid, "")) for cid in cited}
+    best = max(held.values(), default=0.0)
+    if best > (own.covers or 0.0) - ATTEMPT_MARGIN:
+        return None
+    shown = ", ".join(f"{cid} {share:.0%}" for cid, share in held.items()) or "nothing cited"
+    return (
+        f"the team's own run for this task, {own.id}, was rejected (it states {own.covers:.0%} "
+        f"of the task; {shown}): a playbook of another task does not ground it"
+    )
+
+
+def _held(task_terms: frozenset[str], text: str) -> float:
+    return len(task_terms & set(content_terms(text))) / len(task_terms)
 
 
 def _supported(body: str, cited: list[str], evidence: GateEvidence) -> GateCheck:
