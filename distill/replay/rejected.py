@@ -73,7 +73,7 @@ def rejected_runs(
             if not row or row.get("category") != "rejected":
                 continue
             task_id = str(row.get("task_id"))
-            covers = _covers(task_terms, row.get("instruction")) if by_text else 0.0
+            covers = share_of_task(task_terms, row.get("instruction")) if by_text else 0.0
             states_task = covers >= TASK_MATCH
             if task_id in wanted or states_task:
                 run = RejectedRun(
@@ -83,11 +83,11 @@ def rejected_runs(
     return found
 
 
-def _covers(task_terms: frozenset[str], instruction: object) -> float:
-    """The share of ``task_terms`` the instruction holds."""
-    if not isinstance(instruction, str):
+def share_of_task(task_terms: frozenset[str], text: object) -> float:
+    """The share of ``task_terms`` (a task's content terms) that ``text`` holds."""
+    if not isinstance(text, str) or not task_terms:
         return 0.0
-    return len(task_terms & set(content_terms(instruction))) / len(task_terms)
+    return len(task_terms & set(content_terms(text))) / len(task_terms)
 
 
 def _row(data: bytes) -> dict[str, object] | None:

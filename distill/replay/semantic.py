@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from distill.index.relevance import TermStats, content_terms
 from distill.injection import injection_phrases
 from distill.replay.gate import GatePolicy, cited_ids, run_gate
-from distill.replay.rejected import RejectedRun
+from distill.replay.rejected import RejectedRun, share_of_task
 from distill.schemas import Bundle, GateCheck, GateReport
 
 SEMANTIC_CHECKS = (
@@ -127,7 +127,7 @@ def _own_attempt(cited: list[str], evidence: GateEvidence) -> str | None:
     if not attempts or not evidence.task_terms:
         return None
     own = max(attempts, key=lambda run: run.covers or 0.0)
-    held = {cid: _held(evidence.task_terms, evidence.texts.get(cid, "")) for cid in cited}
+    held = {cid: share_of_task(evidence.task_terms, evidence.texts.get(cid)) for cid in cited}
     best = max(held.values(), default=0.0)
     if best > (own.covers or 0.0) - ATTEMPT_MARGIN:
         return None
@@ -136,10 +136,6 @@ def _own_attempt(cited: list[str], evidence: GateEvidence) -> str | None:
         f"the team's own run for this task, {own.id}, was rejected (it states {own.covers:.0%} "
         f"of the task; {shown}): a playbook of another task does not ground it"
     )
-
-
-def _held(task_terms: frozenset[str], text: str) -> float:
-    return len(task_terms & set(content_terms(text))) / len(task_terms)
 
 
 def _supported(body: str, cited: list[str], evidence: GateEvidence) -> GateCheck:
