@@ -42,6 +42,7 @@ from distill.stages.prechecks import LINES_AT_ONCE, NO_KEY, id_key, lines_holdin
 from distill.stages.reread import AtMost
 
 from .conftest import RECORDED_AT, read_jsonl, run_pipeline, write_stream
+from .helpers.samples import sft_sample
 
 # the package exports the function export_preference under the module's name: import by path
 export_preference_module = importlib.import_module("distill.stages.export_preference")
@@ -684,22 +685,7 @@ def test_corrupted_scored_run_is_quarantined(
 
 
 def test_reread_check_refuses_a_forbidden_sft_row(tmp_path: Path) -> None:
-    good = {
-        "schema": "sft_sample.v1",
-        "id": "observer_reviews:O-1",
-        "prompt": [{"role": "user", "content": "q"}],
-        "completion": [{"role": "assistant", "content": "a"}],
-        "quality_score": "accepted",
-        "task_id": "T-1",
-        "provenance": {
-            "stream": "observer_reviews",
-            "source_file": "data/_kb/observer_reviews.jsonl",
-            "line": 1,
-            "sig_hash": "a" * 64,
-            "source_run_id": "observer_reviews:O-1",
-            "recorded_at": RECORDED_AT,
-        },
-    }
+    good = sft_sample(1, "T-1")
     path = tmp_path / "sft.jsonl"
 
     def check(sample: SftRow) -> str | None:
@@ -734,24 +720,7 @@ def test_reread_holds_at_most_n_rows_per_value_and_tells_colliding_values_apart(
     tmp_path: Path,
 ) -> None:
     def row(number: int, task_id: str) -> bytes:
-        record_id = f"observer_reviews:O-{number}"
-        sample = {
-            "schema": "sft_sample.v1",
-            "id": record_id,
-            "prompt": [{"role": "user", "content": "q"}],
-            "completion": [{"role": "assistant", "content": "a"}],
-            "quality_score": "accepted",
-            "task_id": task_id,
-            "provenance": {
-                "stream": "observer_reviews",
-                "source_file": "data/_kb/observer_reviews.jsonl",
-                "line": number,
-                "sig_hash": "a" * 64,
-                "source_run_id": record_id,
-                "recorded_at": RECORDED_AT,
-            },
-        }
-        return orjson.dumps(sample) + b"\n"
+        return orjson.dumps(sft_sample(number, task_id)) + b"\n"
 
     path = tmp_path / "sft.jsonl"
     verify = reread_check(

@@ -23,6 +23,7 @@ from distill.stages import collect, export_rag, score
 from distill.stages.export_datasets import reread_check
 
 from .conftest import RECORDED_AT, read_jsonl, run_pipeline, write_stream
+from .helpers.samples import sft_sample
 
 collect_module = importlib.import_module("distill.stages.collect")
 BIG_LINE = 373  # the real submission's source line
@@ -156,7 +157,7 @@ def test_an_evidence_line_over_its_limit_stops_score_by_name_not_silently(home: 
 def test_reread_errors_name_the_source_line_not_a_line_of_the_unwritten_file(
     tmp_path: Path,
 ) -> None:
-    rows = [_sft(line) for line in (12, BIG_LINE)]
+    rows = [sft_sample(line) for line in (12, BIG_LINE)]
     path = tmp_path / "sft.jsonl"
     path.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in rows))
 
@@ -170,31 +171,12 @@ def test_reread_errors_name_the_source_line_not_a_line_of_the_unwritten_file(
 
 def test_a_dataset_row_over_the_export_limit_is_named_by_its_output_row(tmp_path: Path) -> None:
     path = tmp_path / "sft.jsonl"
-    path.write_bytes(orjson.dumps(_sft(1)) + b"\n")
+    path.write_bytes(orjson.dumps(sft_sample(1)) + b"\n")
     with pytest.raises(ValidationFailed) as caught:
         reread_check(SftSample, lambda sample: None, "sft", limit=100)(path)
     assert caught.value.errors[0].startswith("row 1: ") and "over the limit 100" in str(
         caught.value.errors
     )
-
-
-def _sft(line: int) -> dict[str, Any]:
-    return {
-        "schema": "sft_sample.v1",
-        "id": f"observer_reviews:O-{line}",
-        "prompt": [{"role": "user", "content": "Fix it"}],
-        "completion": [{"role": "assistant", "content": "Done."}],
-        "quality_score": "accepted",
-        "task_id": None,
-        "provenance": {
-            "stream": "observer_reviews",
-            "source_file": "data/_kb/observer_reviews.jsonl",
-            "line": line,
-            "sig_hash": "0" * 64,
-            "source_run_id": f"observer_reviews:O-{line}",
-            "recorded_at": RECORDED_AT,
-        },
-    }
 
 
 def test_run_pipeline_accounting_holds_with_a_big_unit(home: Home) -> None:
