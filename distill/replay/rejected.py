@@ -61,7 +61,7 @@ def rejected_runs(
     for path in sorted(home.scored_dir.glob("*.jsonl")):
         if path.stem in NOT_ATTEMPTS:
             continue
-        for raw in iter_raw_lines(path, MAX_LINE_BYTES):
+        for raw in iter_raw_lines(path, MAX_LINE_BYTES, digest=False):  # no hash: never read
             data = raw.data
             # cheap byte tests first: most lines are of other tasks or not rejected
             if not data or b'"rejected"' not in data:
